@@ -1,0 +1,41 @@
+"""clipgeo: measure the geometry of CLIP embedding spaces.
+
+``import clipgeo as cg`` gives the analyzers (numpy in, small result objects
+out), the store reader and the synthetic generators.  Names are resolved
+lazily, so ``import clipgeo`` pulls in neither torch nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._version import __version__
+
+# public name -> module that defines it (imported on first use)
+_EXPORTS: dict[str, str] = {
+    # store
+    "EmbeddingSet": "clipgeo.store",
+    "StoreMeta": "clipgeo.store",
+    "StoreWriter": "clipgeo.store",
+    "read_store": "clipgeo.store",
+    "write_store": "clipgeo.store",
+    "import_embeddings": "clipgeo.store",
+    # errors
+    "ClipgeoError": "clipgeo.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'clipgeo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

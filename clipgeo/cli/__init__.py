@@ -1,0 +1,52 @@
+"""The ``clipgeo`` command line: one small module per subcommand, each a thin
+call into the library.
+
+User errors (:class:`clipgeo.errors.ClipgeoError`) print one line to stderr and
+exit 1; unexpected errors print one line too (set ``CLIPGEO_DEBUG=1`` for the
+traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ._app import app
+
+# Subcommand modules register themselves on `app` when imported.
+from . import store as _store  # noqa: E402,F401
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``clipgeo`` console script and ``python -m clipgeo``."""
+    from ..errors import ClipgeoError
+
+    debug = os.environ.get("CLIPGEO_DEBUG") == "1"
+    try:
+        app(args=argv, prog_name="clipgeo", standalone_mode=False)
+    except ClipgeoError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            sys.exit(1)
+        if debug:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"error: unexpected {type(exc).__name__}: {first} (set CLIPGEO_DEBUG=1 for the traceback)", file=sys.stderr)
+        sys.exit(1)
