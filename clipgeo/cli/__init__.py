@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 import sys
 
-from ._app import app
-
 # Subcommand modules register themselves on `app` when imported.
 from . import store as _store  # noqa: E402,F401
+from ._app import app
 
 __all__ = ["app", "main"]
 

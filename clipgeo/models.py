@@ -1,0 +1,213 @@
+"""Model loading shared by ``clipgeo extract`` and ``clipgeo train``.
+
+Any open_clip architecture, with weights from an open_clip pretrained tag, a
+local checkpoint (state dict or safetensors, loaded without running pickled
+code), or random initialisation.  clipgeo also registers its own small
+architecture ``tiny`` (``clipgeo/model_configs/tiny.json``: 2-layer towers,
+32 px images, 64-d embeddings) so tests and the CPU demo run in seconds.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ClipgeoError
+from .provenance import file_sha256
+
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+PRECISIONS = ("fp32", "fp16", "bf16")
+_registered = False
+
+
+def register_configs() -> None:
+    """Make clipgeo's architectures (``tiny``) known to open_clip (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    import open_clip
+
+    open_clip.add_model_config(CONFIG_DIR)
+    _registered = True
+
+
+def list_models() -> list[str]:
+    """Names of every architecture open_clip can build, clipgeo's included."""
+    register_configs()
+    import open_clip
+
+    return list(open_clip.list_models())
+
+
+@dataclass
+class LoadedModel:
+    """An open_clip CLIP model with its transforms, tokenizer and provenance.
+
+    Attributes
+    ----------
+    model : open_clip.CLIP (torch.nn.Module), in eval mode on ``device``
+    preprocess_train, preprocess_val : callables PIL.Image -> tensor (C, H, W)
+    tokenizer : callable list[str] -> LongTensor (B, context_length)
+    name, pretrained, checkpoint_sha256 : provenance of the weights
+    embed_dim, context_length, image_size : architecture facts
+    """
+
+    model: Any
+    preprocess_train: Any
+    preprocess_val: Any
+    tokenizer: Any
+    name: str
+    pretrained: str | None
+    checkpoint_sha256: str | None
+    embed_dim: int
+    context_length: int
+    image_size: int
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Store-metadata fields describing these weights."""
+        return {"model": self.name, "pretrained": self.pretrained, "checkpoint_sha256": self.checkpoint_sha256}
+
+
+def read_state_dict(path: str | Path) -> dict[str, Any]:
+    """Load a state dict from ``.safetensors`` or a torch file, without unpickling code.
+
+    Accepts a bare state dict or a training checkpoint with a ``"model"`` or
+    ``"state_dict"`` entry; a ``module.`` prefix (DistributedDataParallel) is removed.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ClipgeoError(f"checkpoint {path} does not exist; give the path of a .pt/.pth/.safetensors file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ClipgeoError(
+            f"checkpoint {path} could not be loaded safely ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+            "save it as a plain state dict or .safetensors"
+        ) from None
+    if isinstance(state, dict):
+        for key in ("model", "state_dict"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not state:
+        raise ClipgeoError(f"checkpoint {path} holds no state dict; save model.state_dict()")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def _network_hint(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    needles = ("connection", "resolve", "network", "offline", "timed out", "urlopen", "max retries", "name or service",
+               "temporary failure", "hf_hub_offline", "localentrynotfound", "unreachable", "httperror", "ssl")
+    return any(n in text for n in needles)
+
+
+def load_model(
+    name: str,
+    pretrained: str | None = "none",
+    *,
+    checkpoint: str | Path | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    cache_dir: str | None = None,
+) -> LoadedModel:
+    """Build an open_clip model with weights from a tag, a local checkpoint, or random init.
+
+    Parameters
+    ----------
+    name : str
+        open_clip architecture (``ViT-B-32``, ``RN50``, … or clipgeo's ``tiny``).
+    pretrained : str or None
+        open_clip pretrained tag (``openai``, ``laion2b_s34b_b79k``…), or
+        ``"none"``/None for random initialisation (a warning says so).
+        Ignored when ``checkpoint`` is given.
+    checkpoint : path, optional
+        Local ``.pt``/``.pth``/``.safetensors`` state dict (e.g. from ``clipgeo train``).
+    device : str
+        torch device string.
+    precision : {"fp32", "fp16", "bf16"}
+        Weight precision passed to open_clip (fp32 keeps fp32 weights; the caller
+        may autocast).
+
+    Raises
+    ------
+    ClipgeoError
+        Unknown architecture or tag, weights that cannot be fetched (no network),
+        or a checkpoint that does not fit the architecture.
+    """
+    register_configs()
+    import open_clip
+
+    if precision not in PRECISIONS:
+        raise ClipgeoError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if name not in open_clip.list_models():
+        raise ClipgeoError(
+            f"unknown model {name!r}; use an open_clip architecture (e.g. ViT-B-32, RN50) or 'tiny' "
+            "(`python -c 'import open_clip; print(open_clip.list_models())'` lists them)"
+        )
+    tag = None if pretrained in (None, "", "none", "random") else pretrained
+    if checkpoint is not None:
+        tag = None
+    elif tag is not None:
+        known = {t for m, t in open_clip.list_pretrained() if m == name}
+        if tag not in known and not Path(tag).is_file():
+            raise ClipgeoError(
+                f"no pretrained tag {tag!r} for {name}; known tags: {', '.join(sorted(known)) or 'none'} "
+                "(or pass --pretrained none, or --checkpoint FILE)"
+            )
+    else:
+        warnings.warn(f"{name}: random initialisation (no pretrained weights)", stacklevel=2)
+    try:
+        model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
+            name, pretrained=tag, precision=precision, device=device, cache_dir=cache_dir
+        )
+    except Exception as exc:
+        if tag is not None and _network_hint(exc):
+            raise ClipgeoError(
+                f"could not fetch the {name} '{tag}' weights (no network?); download the file on a machine with "
+                "network and pass it with --checkpoint FILE"
+            ) from None
+        raise ClipgeoError(f"could not build {name} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+    sha = None
+    if checkpoint is not None:
+        state = read_state_dict(checkpoint)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise ClipgeoError(
+                f"checkpoint {checkpoint} does not fit architecture {name} ({first[:160]}); pass the --model it was trained with"
+            ) from None
+        sha = file_sha256(checkpoint)
+        model.to(device)
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(name)
+    vision = model.visual
+    image_size = vision.image_size[0] if isinstance(vision.image_size, (tuple, list)) else int(vision.image_size)
+    context_length = int(getattr(model, "context_length", getattr(tokenizer, "context_length", 77)))
+    embed_dim = int(model.text_projection.shape[1]) if getattr(model, "text_projection", None) is not None else int(
+        open_clip.get_model_config(name)["embed_dim"]
+    )
+    return LoadedModel(
+        model=model,
+        preprocess_train=preprocess_train,
+        preprocess_val=preprocess_val,
+        tokenizer=tokenizer,
+        name=name,
+        pretrained="none" if tag is None and checkpoint is None else tag,
+        checkpoint_sha256=sha,
+        embed_dim=embed_dim,
+        context_length=context_length,
+        image_size=int(image_size),
+    )
