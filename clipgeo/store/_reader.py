@@ -82,14 +82,16 @@ def _fill_embeddings(column: pa.ChunkedArray, out: np.ndarray, start: int) -> in
 
 
 def _read_modality(root: Path, entries: list[dict[str, Any]], meta: StoreMeta, dtype: np.dtype, columns: tuple[str, ...]):
-    handles = [_check_shard(root, e, meta) for e in entries]
+    for entry in entries:  # check every shard before reading any
+        _check_shard(root, entry, meta)
     total = sum(e["rows"] for e in entries)
     out = np.empty((total, meta.dim), dtype=dtype)
     extra: dict[str, list[np.ndarray]] = {c: [] for c in columns}
     row = 0
-    for handle in handles:
-        present = [c for c in columns if c in handle.schema_arrow.names]
-        table = handle.read(columns=[EMBEDDING, *present], use_threads=True)
+    for entry in entries:
+        path = root / entry["file"]
+        present = [c for c in columns if c in pq.read_schema(path).names]
+        table = pq.read_table(path, columns=[EMBEDDING, *present], memory_map=True)
         row += _fill_embeddings(table.column(EMBEDDING), out, row)
         for c in columns:
             if c in present:
@@ -97,6 +99,7 @@ def _read_modality(root: Path, entries: list[dict[str, Any]], meta: StoreMeta, d
             else:
                 extra[c].append(np.full(table.num_rows, None, dtype=object))
         del table
+        pa.default_memory_pool().release_unused()  # give the shard's buffers back before the next one
     cols = {c: (np.concatenate(v) if v else np.empty(0, dtype=object)) for c, v in extra.items()}
     return out, cols
 

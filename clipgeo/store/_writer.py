@@ -56,7 +56,15 @@ def _atomic_write_table(path: Path, table: pa.Table) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        pq.write_table(table, tmp)
+        # Dictionary encoding and compression buy nothing on float vectors and make
+        # reading them several times slower; keep both for the string columns only.
+        others = [name for name in table.column_names if name != EMBEDDING]
+        pq.write_table(
+            table,
+            tmp,
+            use_dictionary=others,
+            compression={name: ("none" if name == EMBEDDING else "snappy") for name in table.column_names},
+        )
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -209,7 +217,8 @@ class StoreWriter:
         if modality not in MODALITIES:
             raise StoreError(f"unknown modality {modality!r}; use 'image' or 'text'")
         embeddings = check_embeddings(embeddings, f"{modality} shard {index}", dim=self.meta.dim, allow_empty=True)
-        stored = embeddings.astype(self.meta.store_dtype, copy=False)
+        with np.errstate(over="ignore"):
+            stored = embeddings.astype(self.meta.store_dtype, copy=False)
         if not np.isfinite(stored).all():
             raise StoreError(
                 f"{modality} shard {index} overflows {self.meta.store_dtype} (values beyond ±65504); "

@@ -1,0 +1,70 @@
+"""Every geometry measurement of SPEC §1–9: arrays in, small frozen result objects out.
+
+numpy, scipy and scikit-learn only: no torch (tensors are accepted by duck
+typing), no file I/O, no store.  Each function checks its input once (2-D,
+finite, enough rows, matching dimensions), computes in float64, and returns a
+frozen dataclass whose ``to_dict()`` is the JSON-able summary and whose array
+fields feed the tables and figures.
+
+=========================  =============================  ========
+function                   measures                       SPEC
+=========================  =============================  ========
+:func:`modality_gap`       centroid distances             §1
+:func:`feature_separability`  image vs text per feature   §2
+:func:`thin_shell`         norms vs sqrt(tr C)            §3
+:func:`mahalanobis_shell`  Ledoit–Wolf Mahalanobis shell  §4
+:func:`off_diagonal_dominance`  tilted covariance         §5
+:func:`ellipsoid_offset`   ||m|| / ||σ||                  §6
+:func:`conformity`         exact conformity + estimates   §7
+:func:`centroid_shift`     InfoNCE / KL vs mean shift α   §8
+:func:`alignment_uniformity`  Wang & Isola metrics        §8
+:func:`cosine_gradient`    ∂cos/∂u vs ||u||               §9
+=========================  =============================  ========
+"""
+
+from ._validation import UnitNormWarning, check_embeddings, to_numpy
+from .centroid_shift import (
+    AlignmentUniformityResult,
+    CentroidShiftResult,
+    alignment_uniformity,
+    centroid_shift,
+    default_alphas,
+)
+from .conformity import ConformityResult, conformity, mean_conformity, pairwise_conformity
+from .covariance import OffDiagonalDominanceResult, off_diagonal_dominance
+from .gap import ModalityGapResult, mean_pairwise_cosine, modality_gap
+from .gradient import CosineGradientResult, cosine_gradient
+from .mahalanobis import MahalanobisShellResult, mahalanobis_shell
+from .offset import EllipsoidOffsetResult, ellipsoid_offset
+from .separability import SeparabilityResult, feature_separability
+from .shell import ThinShellResult, thin_shell
+
+__all__ = [
+    "AlignmentUniformityResult",
+    "CentroidShiftResult",
+    "ConformityResult",
+    "CosineGradientResult",
+    "EllipsoidOffsetResult",
+    "MahalanobisShellResult",
+    "ModalityGapResult",
+    "OffDiagonalDominanceResult",
+    "SeparabilityResult",
+    "ThinShellResult",
+    "UnitNormWarning",
+    "alignment_uniformity",
+    "centroid_shift",
+    "check_embeddings",
+    "conformity",
+    "cosine_gradient",
+    "default_alphas",
+    "ellipsoid_offset",
+    "feature_separability",
+    "mahalanobis_shell",
+    "mean_conformity",
+    "mean_pairwise_cosine",
+    "modality_gap",
+    "off_diagonal_dominance",
+    "pairwise_conformity",
+    "thin_shell",
+    "to_numpy",
+]

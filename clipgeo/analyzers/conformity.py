@@ -1,0 +1,218 @@
+"""Conformity (SPEC §7): each row's mean cosine to every other row of its modality.
+
+Exact conformity is ``C(x_j) = 1/(N-1) · sum_{k != j} cos(x_j, x_k)``.  Summed
+directly it is an O(N² d) job: :func:`pairwise_conformity` does it in row
+chunks of float32 matrix products (never an N × N matrix), accumulating the row
+sums in float64.  Because the cosine is linear in each unit vector, the same
+numbers also follow in O(N d) from the sum of the unit rows ``s = sum_k u_k``:
+``C(x_j) = (u_j · s - ||u_j||²) / (N - 1)`` (:func:`mean_conformity`); the
+tests check that both agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ._result import Result
+from ._validation import check_embeddings, unit_rows
+
+#: bytes of one float32 (rows × N) block of cosines in the chunked sum
+DEFAULT_CHUNK_BYTES = 64 << 20
+#: above this many rows, ``method="exact"`` switches to the O(N d) identity
+DEFAULT_MAX_ROWS = 50_000
+
+
+def pairwise_conformity(u: np.ndarray, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> np.ndarray:
+    """Exact conformity by summing all pairwise cosines, chunk by chunk.
+
+    Parameters
+    ----------
+    u : ndarray of shape (n, d)
+        Unit rows (n >= 2).
+    chunk_bytes : int
+        Size of one float32 block of cosines (rows × n); the peak extra memory.
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+        ``1/(n-1) · sum_{k != j} u_j · u_k``.
+
+    Notes
+    -----
+    Each block ``u[rows] @ u.T`` is a float32 GEMM (the cost: 2 n² d flops in
+    all); its row sums are accumulated in float64 and the block's own diagonal
+    (the self-cosines as computed) is subtracted, so rounding stays ~1e-7.
+    """
+    n = len(u)
+    u32 = np.ascontiguousarray(u, dtype=np.float32)
+    rows = int(max(1, min(n, chunk_bytes // (4 * n))))
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        block = u32[start:stop] @ u32.T  # (rows, n) cosines
+        local = np.arange(stop - start)
+        self_cos = block[local, start + local].astype(np.float64)
+        out[start:stop] = block.sum(axis=1, dtype=np.float64) - self_cos
+        del block
+    return out / (n - 1)
+
+
+def mean_conformity(u: np.ndarray) -> np.ndarray:
+    """Exact conformity through the sum of the unit rows, O(n d).
+
+    Parameters
+    ----------
+    u : ndarray of shape (n, d)
+        Unit rows (n >= 2).
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        ``(u_j · sum_k u_k - ||u_j||²) / (n - 1)``, identical to
+        :func:`pairwise_conformity` up to rounding.
+    """
+    total = u.sum(axis=0)
+    return (u @ total - np.einsum("ij,ij->i", u, u)) / (len(u) - 1)
+
+
+def _cosine_to(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1) * np.linalg.norm(v)
+    return np.divide(x @ v, norms, out=np.zeros(len(x)), where=norms > 0)
+
+
+def _fit(y: np.ndarray, x: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares ``y ≈ slope · x + intercept`` and Pearson r (nan when x or y is constant)."""
+    xc, yc = x - x.mean(), y - y.mean()
+    sxx, syy, sxy = float(xc @ xc), float(yc @ yc), float(xc @ yc)
+    slope = sxy / sxx if sxx > 0 else float("nan")
+    intercept = float(y.mean() - slope * x.mean()) if sxx > 0 else float("nan")
+    r = sxy / np.sqrt(sxx * syy) if sxx > 0 and syy > 0 else float("nan")
+    return float(r), slope, intercept
+
+
+@dataclass(frozen=True, repr=False)
+class ConformityResult(Result):
+    """Exact conformity of every row, and how well one cosine to the mean predicts it.
+
+    Attributes
+    ----------
+    method : str
+        How ``values`` were computed: ``"exact"`` (chunked pairwise sum) or
+        ``"mean"`` (the O(N d) identity; same numbers).
+    mean : float
+        Mean conformity (= mean pairwise cosine, the "narrow cone").
+    pearson, slope, intercept : float
+        Fit ``values ≈ slope · estimate + intercept`` (least squares) and the
+        Pearson r between them; ``estimate`` uses the raw mean (paper: r = 0.9998).
+    unit_pearson, unit_slope, unit_intercept : float
+        The same against ``unit_estimate``; exactly linear, with slope
+        ``N ||ū|| / (N - 1)`` and intercept ``-1 / (N - 1)``.
+    values : ndarray of shape (n,)
+        Exact conformity ``C(x_j)``.
+    estimate : ndarray of shape (n,)
+        ``cos(x_j, m)``, m the raw mean of the modality.
+    unit_estimate : ndarray of shape (n,)
+        ``cos(x_j, ū)``, ū the mean of the unit rows.
+    """
+
+    n: int
+    method: str
+    mean: float
+    pearson: float
+    slope: float
+    intercept: float
+    unit_pearson: float
+    unit_slope: float
+    unit_intercept: float
+    values: np.ndarray
+    estimate: np.ndarray
+    unit_estimate: np.ndarray
+
+    _arrays = ("values", "estimate", "unit_estimate")
+
+    def extremes(self, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices of the ``k`` highest and the ``k`` lowest conformity values (highest / lowest first)."""
+        order = np.argsort(-self.values, kind="stable")
+        k = min(k, len(order))
+        return order[:k], order[::-1][:k]
+
+    def to_frame(self):
+        """One row per embedding: ``row``, ``conformity``, ``estimate``, ``unit_estimate``."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "row": np.arange(self.n),
+                "conformity": self.values,
+                "estimate": self.estimate,
+                "unit_estimate": self.unit_estimate,
+            }
+        )
+
+
+def conformity(
+    X: object,
+    method: str = "exact",
+    *,
+    max_rows: int | None = DEFAULT_MAX_ROWS,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> ConformityResult:
+    """Conformity of every row of one modality, and its one-cosine estimates.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+        Raw embeddings of one modality (n >= 2).
+    method : {"exact", "mean"}
+        ``"exact"`` sums all pairwise cosines in chunks (O(n² d), float32
+        GEMMs, float64 sums; see :func:`pairwise_conformity`).  ``"mean"``
+        gets the same numbers from the mean of the unit rows in O(n d) (see
+        :func:`mean_conformity`).
+    max_rows : int or None
+        With ``method="exact"`` and more rows than this, the O(n d) identity is
+        used instead (``result.method`` says which ran).  None: no limit.
+    chunk_bytes : int
+        Memory of one block of cosines in the exact sum.
+
+    Returns
+    -------
+    ConformityResult
+
+    Notes
+    -----
+    ``C(x_j) = 1/(N-1) · sum_{k != j} cos(x_j, x_k)``; estimate
+    ``ĉ_j = cos(x_j, m)`` with ``m`` the raw mean, fitted as ``C ≈ a ĉ + b``
+    by least squares.  A zero row has cosine 0 with everything.
+    """
+    if method not in ("exact", "mean"):
+        raise InputError(f"unknown conformity method {method!r}; use 'exact' or 'mean'")
+    x = check_embeddings(X, "X")
+    u = unit_rows(x)
+    n = len(x)
+    if method == "exact" and (max_rows is None or n <= max_rows):
+        values = pairwise_conformity(u, chunk_bytes=chunk_bytes)
+        used = "exact"
+    else:
+        values = mean_conformity(u)
+        used = "mean"
+    estimate = _cosine_to(x, x.mean(axis=0))
+    unit_estimate = _cosine_to(u, u.mean(axis=0))
+    r, a, b = _fit(values, estimate)
+    ur, ua, ub = _fit(values, unit_estimate)
+    return ConformityResult(
+        n=n,
+        method=used,
+        mean=float(values.mean()),
+        pearson=r,
+        slope=a,
+        intercept=b,
+        unit_pearson=ur,
+        unit_slope=ua,
+        unit_intercept=ub,
+        values=values,
+        estimate=estimate,
+        unit_estimate=unit_estimate,
+    )

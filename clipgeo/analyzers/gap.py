@@ -1,0 +1,109 @@
+"""Modality gap (SPEC §1): how far apart the image and text centroids are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._result import Result
+from ._validation import check_pair, unit_rows
+
+
+def mean_pairwise_cosine(u: np.ndarray) -> float:
+    """Mean of ``u_j · u_k`` over all ordered pairs j != k of unit rows, exactly, in O(n d).
+
+    Uses ``sum_{j != k} u_j·u_k = ||sum_j u_j||^2 - sum_j ||u_j||^2``.
+
+    Parameters
+    ----------
+    u : ndarray of shape (n, d)
+        Unit rows (n >= 2).
+    """
+    n = len(u)
+    total = u.sum(axis=0)
+    return float((total @ total - np.einsum("ij,ij->", u, u)) / (n * (n - 1)))
+
+
+@dataclass(frozen=True, repr=False)
+class ModalityGapResult(Result):
+    """Centroid distances between the modalities.
+
+    Attributes
+    ----------
+    l2_centroid_distance : float
+        ``||mean(U_img) - mean(U_txt)||`` on unit rows (Liang et al. 2022).
+    raw_centroid_distance : float
+        ``||mean(X_img) - mean(X_txt)||`` on raw rows.
+    mean_matched_cosine : float or None
+        Mean of ``cos(img_i, txt_i)`` over matched rows; None when unpaired.
+    image_cone, text_cone : float
+        Mean pairwise cosine inside each modality, self pairs excluded (the
+        "narrow cone"; equals the mean exact conformity, SPEC §7).
+    unit_centroid_image, unit_centroid_text : ndarray of shape (d,)
+        ``mean(U_img)``, ``mean(U_txt)``.
+    raw_centroid_image, raw_centroid_text : ndarray of shape (d,)
+        ``mean(X_img)``, ``mean(X_txt)``.
+    """
+
+    l2_centroid_distance: float
+    raw_centroid_distance: float
+    mean_matched_cosine: float | None
+    image_cone: float
+    text_cone: float
+    n_image: int
+    n_text: int
+    unit_centroid_image: np.ndarray
+    unit_centroid_text: np.ndarray
+    raw_centroid_image: np.ndarray
+    raw_centroid_text: np.ndarray
+
+    _arrays = ("unit_centroid_image", "unit_centroid_text", "raw_centroid_image", "raw_centroid_text")
+
+
+def modality_gap(img: object, txt: object, *, paired: bool | None = None) -> ModalityGapResult:
+    """Distances between the image and the text centroids, on unit and on raw rows.
+
+    Parameters
+    ----------
+    img : array-like of shape (n_image, d)
+        Raw image embeddings (numpy float16/32/64 or a torch tensor).
+    txt : array-like of shape (n_text, d)
+        Raw text embeddings.
+    paired : bool, optional
+        Whether row i of ``img`` matches row i of ``txt``; enables
+        ``mean_matched_cosine``.  Default: paired when the row counts are equal.
+
+    Returns
+    -------
+    ModalityGapResult
+
+    Notes
+    -----
+    ``l2_centroid_distance = ||mean_i img_i/||img_i|| - mean_j txt_j/||txt_j||||`` and
+    ``raw_centroid_distance = ||mean(img) - mean(txt)||``, both in float64.
+    """
+    a, b = check_pair(img, txt)
+    if paired is None:
+        paired = len(a) == len(b)
+    ua, ub = unit_rows(a), unit_rows(b)
+    ca, cb = ua.mean(axis=0), ub.mean(axis=0)
+    ma, mb = a.mean(axis=0), b.mean(axis=0)
+    matched = None
+    if paired:
+        if len(a) != len(b):
+            check_pair(a, b, paired=True)  # raises the one-line error
+        matched = float(np.einsum("ij,ij->i", ua, ub).mean())
+    return ModalityGapResult(
+        l2_centroid_distance=float(np.linalg.norm(ca - cb)),
+        raw_centroid_distance=float(np.linalg.norm(ma - mb)),
+        mean_matched_cosine=matched,
+        image_cone=mean_pairwise_cosine(ua),
+        text_cone=mean_pairwise_cosine(ub),
+        n_image=len(a),
+        n_text=len(b),
+        unit_centroid_image=ca,
+        unit_centroid_text=cb,
+        raw_centroid_image=ma,
+        raw_centroid_text=mb,
+    )

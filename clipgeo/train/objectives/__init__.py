@@ -1,0 +1,47 @@
+"""The other objectives of the field, one per module, each a torch module with its state.
+
+- :mod:`.memory_bank` — instance discrimination with a memory bank (Wu et al. 2018), NCE or
+  sampled softmax; PIRL as a configuration (two views, ``pirl_weight``).
+- :mod:`.moco` — MoCo: EMA key encoder and a FIFO queue of keys.
+- :mod:`.local_aggregation` — local aggregation: k-nearest background, k-means close neighbours.
+- :mod:`.swav` — SwAV: prototypes, Sinkhorn–Knopp equipartition, swapped prediction.
+- :mod:`.simcse` — SimCSE: two dropout passes of the text tower.
+- :mod:`.byol` — BYOL: predictor and EMA target, no negatives.
+- :mod:`.supervised` — supervised softmax with one prototype per class.
+
+The loss modules take features and return a 0-d loss; their state (bank, queue,
+prototypes, EMA weights, clusterings) lives in buffers and parameters, so it is
+saved with the checkpoint.  Each loss has a slow NumPy re-implementation in the tests.
+"""
+
+from __future__ import annotations
+
+from .byol import BYOL, byol_loss
+from .local_aggregation import LocalAggregationLoss, close_mask, local_aggregation_loss
+from .memory_bank import InstanceDiscriminationLoss, MemoryBank, nce_loss, sampled_softmax_loss
+from .moco import KeyQueue, MoCo, moco_loss
+from .simcse import SimCSE, add_dropout, simcse_loss
+from .supervised import SupervisedSoftmax
+from .swav import SwAVLoss, sinkhorn_knopp, swapped_prediction_loss
+
+__all__ = [
+    "BYOL",
+    "InstanceDiscriminationLoss",
+    "KeyQueue",
+    "LocalAggregationLoss",
+    "MemoryBank",
+    "MoCo",
+    "SimCSE",
+    "SupervisedSoftmax",
+    "SwAVLoss",
+    "add_dropout",
+    "byol_loss",
+    "close_mask",
+    "local_aggregation_loss",
+    "moco_loss",
+    "nce_loss",
+    "sampled_softmax_loss",
+    "simcse_loss",
+    "sinkhorn_knopp",
+    "swapped_prediction_loss",
+]

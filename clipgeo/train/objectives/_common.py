@@ -1,0 +1,80 @@
+"""Pieces shared by several objectives: argument checks, EMA copies, unit vectors."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from ...errors import InputError
+
+
+def check_positive(name: str, value: float, *, upper: float | None = None) -> float:
+    """``value`` as a float, or :class:`InputError` if it is not finite and > 0 (and <= ``upper``)."""
+    value = float(value)
+    if not math.isfinite(value) or value <= 0 or (upper is not None and value > upper):
+        bound = f" and <= {upper}" if upper is not None else ""
+        raise InputError(f"{name} must be > 0{bound}, got {value}; pass a value in range")
+    return value
+
+
+def check_fraction(name: str, value: float, *, closed_right: bool = False) -> float:
+    """``value`` in [0, 1) (or [0, 1] if ``closed_right``), else :class:`InputError`."""
+    value = float(value)
+    ok = 0.0 <= value <= 1.0 if closed_right else 0.0 <= value < 1.0
+    if not ok:
+        interval = "[0, 1]" if closed_right else "[0, 1)"
+        raise InputError(f"{name} must lie in {interval}, got {value}; pass a value in that range")
+    return value
+
+
+def check_count(name: str, value: int, *, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, else :class:`InputError`."""
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}; pass a larger integer")
+    return int(value)
+
+
+def check_features(name: str, x: torch.Tensor, dim: int | None = None) -> None:
+    """Raise :class:`InputError` unless ``x`` is a 2-D float tensor (with ``dim`` columns)."""
+    if x.ndim != 2 or not x.is_floating_point():
+        raise InputError(f"{name} must be a 2-D float tensor (batch, dim), got shape {tuple(x.shape)} {x.dtype}")
+    if dim is not None and x.shape[1] != dim:
+        raise InputError(f"{name} has {x.shape[1]} features, expected {dim}; build the objective with dim={x.shape[1]}")
+
+
+def unit(x: torch.Tensor) -> torch.Tensor:
+    """Rows of ``x`` scaled to unit L2 norm. x: (..., d)."""
+    return nn.functional.normalize(x, dim=-1)
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` whose parameters take no gradient (an EMA target)."""
+    target = copy.deepcopy(module)
+    for p in target.parameters():
+        p.requires_grad_(False)
+    return target
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
+    """``θ_target ← m · θ_target + (1 − m) · θ_online`` for every parameter; buffers are copied.
+
+    ``momentum = 0`` copies the online weights, ``momentum = 1`` leaves the target unchanged.
+    """
+    for t, o in zip(target.parameters(), online.parameters(), strict=True):
+        t.mul_(momentum).add_(o.detach(), alpha=1.0 - momentum)
+    for t, o in zip(target.buffers(), online.buffers(), strict=True):
+        t.copy_(o)
+
+
+def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+    """Linear → BatchNorm → ReLU → Linear: the projector/predictor head of SimCLR, BYOL and SwAV."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden_dim),
+        nn.BatchNorm1d(hidden_dim),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden_dim, out_dim),
+    )
