@@ -23,6 +23,28 @@ _EXPORTS: dict[str, str] = {
     "import_embeddings": "clipgeo.store",
     # errors
     "ClipgeoError": "clipgeo.errors",
+    # analyzers (SPEC §1-9)
+    "modality_gap": "clipgeo.analyzers",
+    "feature_separability": "clipgeo.analyzers",
+    "thin_shell": "clipgeo.analyzers",
+    "mahalanobis_shell": "clipgeo.analyzers",
+    "off_diagonal_dominance": "clipgeo.analyzers",
+    "ellipsoid_offset": "clipgeo.analyzers",
+    "conformity": "clipgeo.analyzers",
+    "centroid_shift": "clipgeo.analyzers",
+    "alignment_uniformity": "clipgeo.analyzers",
+    "cosine_gradient": "clipgeo.analyzers",
+    "pca_projection": "clipgeo.analyzers",
+    "UnitNormWarning": "clipgeo.analyzers",
+    # report
+    "analyze": "clipgeo.report",
+    "Report": "clipgeo.report",
+    # synthetic data with known ground truth
+    "double_ellipsoid": "clipgeo.synthetic",
+    "DoubleEllipsoidTruth": "clipgeo.synthetic",
+    "sample_isotropic": "clipgeo.synthetic",
+    "sample_anisotropic": "clipgeo.synthetic",
+    "thin_shell_curve": "clipgeo.synthetic",
 }
 
 __all__ = ["__version__", *_EXPORTS]

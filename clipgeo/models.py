@@ -113,6 +113,51 @@ def _network_hint(exc: BaseException) -> bool:
     return any(n in text for n in needles)
 
 
+def _weights_cached(cfg: dict[str, Any], cache_dir: str | None) -> bool:
+    """Whether the weights an open_clip pretrained config points at are already on disk."""
+    import os
+
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:  # pragma: no cover - open_clip requires huggingface_hub
+            return False
+        repo_id, filename = os.path.split(hub)
+        candidates = [filename or "open_clip_pytorch_model.bin"]
+        if candidates[0] == "open_clip_pytorch_model.bin":
+            candidates.insert(0, "open_clip_model.safetensors")
+        elif candidates[0].endswith((".bin", ".pth")):
+            candidates.insert(0, candidates[0][:-4] + ".safetensors")
+        for name in candidates:
+            found = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir)
+            if isinstance(found, str) and os.path.isfile(found):
+                return True
+        return False
+    url = cfg.get("url", "")
+    if url:
+        root = cache_dir or os.path.expanduser("~/.cache/clip")
+        return os.path.isfile(os.path.join(root, os.path.basename(url)))
+    return True
+
+
+def _require_weights_reachable(name: str, tag: str, cache_dir: str | None) -> None:
+    """Fail within seconds, not after a minute of download retries, when weights cannot be fetched."""
+    import open_clip
+
+    from .data.sources import hub_reachable
+
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    if not cfg or "file" in cfg or _weights_cached(cfg, cache_dir):
+        return
+    url = None if cfg.get("hf_hub") else cfg.get("url")
+    if not hub_reachable(url):
+        raise ClipgeoError(
+            f"could not fetch the {name} '{tag}' weights (no network and not in the cache); download the file on a "
+            "machine with network and pass it with --checkpoint FILE (or use --pretrained none)"
+        )
+
+
 def load_model(
     name: str,
     pretrained: str | None = "none",
@@ -166,6 +211,8 @@ def load_model(
                 f"no pretrained tag {tag!r} for {name}; known tags: {', '.join(sorted(known)) or 'none'} "
                 "(or pass --pretrained none, or --checkpoint FILE)"
             )
+        if not Path(tag).is_file():
+            _require_weights_reachable(name, tag, cache_dir)
     else:
         warnings.warn(f"{name}: random initialisation (no pretrained weights)", stacklevel=2)
     try:

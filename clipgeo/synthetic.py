@@ -246,7 +246,8 @@ def double_ellipsoid(
         Planted tilt: correlation ``tilt_rho`` between features of the same
         consecutive block of ``tilt_block``; row dominance ≈ ``(block-1) ρ``.
     std_range : (float, float)
-        Per-feature standard deviations are drawn log-uniformly in this range.
+        Per-feature standard deviations are drawn log-uniformly in this range;
+        the separating features get the smallest one.
     text_std_scale : float
         Text standard deviations are the image ones times this.
     pair_correlation : float
@@ -273,6 +274,8 @@ def double_ellipsoid(
         raise InputError(f"need n >= 2 rows and dim >= 1, got n={n}, dim={dim}")
     if not -1.0 / max(tilt_block - 1, 1) < tilt_rho < 1.0:
         raise InputError(f"tilt_rho={tilt_rho} does not give a valid correlation for blocks of {tilt_block}")
+    if distribution not in DISTRIBUTIONS:
+        raise InputError(f"unknown distribution {distribution!r}; use one of {', '.join(DISTRIBUTIONS)}")
     if not 0.0 <= pair_correlation <= 1.0:
         raise InputError(f"pair_correlation must lie in [0, 1], got {pair_correlation}")
     rng = np.random.default_rng(seed)
@@ -284,6 +287,7 @@ def double_ellipsoid(
         raise InputError(f"separating features {sep} must lie in 0..{dim - 1}")
 
     std_img = np.exp(rng.uniform(np.log(std_range[0]), np.log(std_range[1]), size=dim))
+    std_img[list(sep)] = std_range[0]  # modality-label features are narrow: a large d' costs little offset
     std_txt = std_img * float(text_std_scale)
     cov_img = _tilted_covariance(std_img, tilt_block, tilt_rho)
     cov_txt = _tilted_covariance(std_txt, tilt_block, tilt_rho)

@@ -120,7 +120,7 @@ def test_gradient_and_training_step():
     opt = torch.optim.SGD(encoder.parameters(), lr=0.1)
     before = obj.bank.vectors.clone()
     losses = []
-    for epoch in range(3):
+    for _epoch in range(3):
         for start in range(0, 32, 8):
             idx = torch.arange(start, start + 8)
             loss = obj(encoder(data[idx]), idx)

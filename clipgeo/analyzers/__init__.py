@@ -19,25 +19,27 @@ function                   measures                       SPEC
 :func:`centroid_shift`     InfoNCE / KL vs mean shift α   §8
 :func:`alignment_uniformity`  Wang & Isola metrics        §8
 :func:`cosine_gradient`    ∂cos/∂u vs ||u||               §9
+:func:`pca_projection`     2-D picture of the gap         §10
 =========================  =============================  ========
 """
 
-from ._validation import UnitNormWarning, check_embeddings, to_numpy
-from .centroid_shift import (
+from ._centroid_shift import (
     AlignmentUniformityResult,
     CentroidShiftResult,
     alignment_uniformity,
     centroid_shift,
     default_alphas,
 )
-from .conformity import ConformityResult, conformity, mean_conformity, pairwise_conformity
-from .covariance import OffDiagonalDominanceResult, off_diagonal_dominance
-from .gap import ModalityGapResult, mean_pairwise_cosine, modality_gap
-from .gradient import CosineGradientResult, cosine_gradient
-from .mahalanobis import MahalanobisShellResult, mahalanobis_shell
-from .offset import EllipsoidOffsetResult, ellipsoid_offset
-from .separability import SeparabilityResult, feature_separability
-from .shell import ThinShellResult, thin_shell
+from ._conformity import ConformityResult, conformity, mean_conformity, pairwise_conformity
+from ._covariance import OffDiagonalDominanceResult, off_diagonal_dominance
+from ._gap import ModalityGapResult, mean_pairwise_cosine, modality_gap
+from ._gradient import CosineGradientResult, cosine_gradient
+from ._mahalanobis import MahalanobisShellResult, mahalanobis_shell
+from ._offset import EllipsoidOffsetResult, ellipsoid_offset
+from ._projection import ProjectionResult, pca_projection
+from ._separability import SeparabilityResult, feature_separability
+from ._shell import ThinShellResult, thin_shell
+from ._validation import UnitNormWarning, check_embeddings, to_numpy
 
 __all__ = [
     "AlignmentUniformityResult",
@@ -48,6 +50,7 @@ __all__ = [
     "MahalanobisShellResult",
     "ModalityGapResult",
     "OffDiagonalDominanceResult",
+    "ProjectionResult",
     "SeparabilityResult",
     "ThinShellResult",
     "UnitNormWarning",
@@ -65,6 +68,7 @@ __all__ = [
     "modality_gap",
     "off_diagonal_dominance",
     "pairwise_conformity",
+    "pca_projection",
     "thin_shell",
     "to_numpy",
 ]

@@ -12,7 +12,9 @@ import os
 import sys
 
 # Subcommand modules register themselves on `app` when imported.
+from . import analyze as _analyze  # noqa: E402,F401
 from . import store as _store  # noqa: E402,F401
+from . import train as _train  # noqa: E402,F401
 from ._app import app
 
 __all__ = ["app", "main"]

@@ -88,9 +88,11 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     """Mean of a tensor over ranks (a copy; the input is unchanged)."""
     if not is_distributed():
         return value.clone()
-    out = value.detach().clone()
+    # NCCL reduces CUDA tensors only
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else value.device
+    out = value.detach().to(device, dtype=torch.float32).clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out / world_size()
+    return (out / world_size()).to(value.device)
 
 
 class _GatherWithGrad(torch.autograd.Function):

@@ -50,6 +50,18 @@ def unit(x: torch.Tensor) -> torch.Tensor:
     return nn.functional.normalize(x, dim=-1)
 
 
+def attach(owner: nn.Module, name: str, module: nn.Module, register: bool) -> None:
+    """Set ``owner.<name> = module``, as a registered submodule or as a plain reference.
+
+    A plain reference keeps ``module`` out of ``owner``'s parameters and state
+    dict: for an encoder that a wrapping objective already owns and saves.
+    """
+    if register:
+        setattr(owner, name, module)
+    else:
+        object.__setattr__(owner, name, module)
+
+
 def frozen_copy(module: nn.Module) -> nn.Module:
     """A deep copy of ``module`` whose parameters take no gradient (an EMA target)."""
     target = copy.deepcopy(module)

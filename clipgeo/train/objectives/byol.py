@@ -21,11 +21,15 @@ schedule).  Analyzers look at the encoder output, before the projector.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from ...errors import InputError
-from ._common import check_count, check_fraction, ema_update, frozen_copy, mlp, unit
+from ..trainer import ObjectiveContext
+from ._base import ViewsObjective
+from ._common import attach, check_count, check_fraction, ema_update, frozen_copy, mlp, unit
 
 
 def byol_loss(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -51,17 +55,25 @@ class BYOL(nn.Module):
         Hidden width of both MLPs (4096 in the paper).
     momentum : float in [0, 1)
         EMA momentum of the target (0.996).
+    own_encoder : bool
+        Register ``encoder`` as a submodule; a caller that already owns and saves it passes False.
     """
 
     def __init__(
-        self, encoder: nn.Module, dim: int, projection_dim: int = 64, hidden_dim: int = 256, momentum: float = 0.996
+        self,
+        encoder: nn.Module,
+        dim: int,
+        projection_dim: int = 64,
+        hidden_dim: int = 256,
+        momentum: float = 0.996,
+        own_encoder: bool = True,
     ) -> None:
         super().__init__()
         dim = check_count("feature dim", dim)
         projection_dim = check_count("projection_dim", projection_dim)
         hidden_dim = check_count("hidden_dim", hidden_dim)
         self.momentum = check_fraction("BYOL momentum", momentum)
-        self.encoder = encoder
+        attach(self, "encoder", encoder, own_encoder)
         self.projector = mlp(dim, hidden_dim, projection_dim)
         self.predictor = mlp(projection_dim, hidden_dim, projection_dim)
         self.target_encoder = frozen_copy(encoder)
@@ -85,3 +97,37 @@ class BYOL(nn.Module):
             z_1 = self.target_projector(self.target_encoder(x_1).float())  # (B, p)
             z_2 = self.target_projector(self.target_encoder(x_2).float())
         return byol_loss(p_1, z_2) + byol_loss(p_2, z_1)
+
+
+class BYOLObjective(ViewsObjective):
+    """``--objective byol``: BYOL on the image tower.
+
+    Parameters
+    ----------
+    ctx : ObjectiveContext
+    projection_dim, hidden_dim
+        Sizes of the projector and predictor MLPs (64 and 256 here).
+    momentum : float
+        Target EMA momentum (0.99 here for short runs; the paper starts at 0.996).
+    **augment_options
+        See :class:`~clipgeo.train.objectives._base.ViewsObjective`.
+    """
+
+    name = "byol"
+
+    def __init__(
+        self,
+        ctx: ObjectiveContext,
+        projection_dim: int = 64,
+        hidden_dim: int = 256,
+        momentum: float = 0.99,
+        **augment_options,
+    ) -> None:
+        super().__init__(ctx, **augment_options)
+        self.byol = BYOL(
+            self.encoder, self.dim, projection_dim=projection_dim, hidden_dim=hidden_dim, momentum=momentum,
+            own_encoder=False,
+        )  # fmt: skip
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return {"loss": self.byol(batch["view1"], batch["view2"])}

@@ -29,11 +29,15 @@ Choices made here (the paper is silent or differs in scale):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
 
 from ...errors import InputError
+from ..trainer import ObjectiveContext
+from ._base import ViewsObjective, resolve
 from ._common import check_count, check_features, check_positive, unit
 from .memory_bank import MemoryBank
 
@@ -181,3 +185,44 @@ class LocalAggregationLoss(nn.Module):
             if int(self.seen) >= self.n_data:
                 self.recluster()
         return loss
+
+
+class LocalAggregationObjective(ViewsObjective):
+    """``--objective local-aggregation``: local aggregation of the image tower (one augmented view per step).
+
+    Parameters
+    ----------
+    ctx : ObjectiveContext
+    n_background : int, optional
+        ``k`` (default ``min(4096, num_train // 2)``).
+    n_clusters : int, optional
+        Clusters per k-means (default ``max(2, min(100, num_train // 20))``).
+    n_clusterings, temperature, momentum
+        See :class:`LocalAggregationLoss`.
+    **augment_options
+        See :class:`~clipgeo.train.objectives._base.ViewsObjective`.
+    """
+
+    name = "local-aggregation"
+
+    def __init__(
+        self,
+        ctx: ObjectiveContext,
+        n_background: int | None = None,
+        n_clusters: int | None = None,
+        n_clusterings: int = 3,
+        temperature: float = 0.07,
+        momentum: float = 0.5,
+        **augment_options,
+    ) -> None:
+        super().__init__(ctx, **augment_options)
+        n = ctx.num_train
+        self.loss = LocalAggregationLoss(
+            n, self.dim, n_background=resolve(n_background, min(4096, max(2, n // 2))),
+            n_clusters=resolve(n_clusters, max(2, min(100, n // 20))), n_clusterings=n_clusterings,
+            temperature=temperature, momentum=momentum, seed=ctx.config.seed,
+        )  # fmt: skip
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        loss = self.loss(self.encode(batch["view1"]), batch["index"])
+        return {"loss": loss, "clusterings": float(self.loss.n_reclusterings)}

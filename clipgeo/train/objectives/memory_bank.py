@@ -37,12 +37,15 @@ jigsaw transformation is replaced by the usual augmentations
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ...errors import InputError
+from ..trainer import ObjectiveContext
+from ._base import ViewsObjective, resolve
 from ._common import check_count, check_features, check_fraction, check_positive, unit
 
 LOSSES = ("nce", "softmax")
@@ -251,3 +254,58 @@ class InstanceDiscriminationLoss(nn.Module):
         if update:
             self.bank.update(indices, v)
         return loss
+
+
+class MemoryBankObjective(ViewsObjective):
+    """``--objective memory-bank``: instance discrimination of the image tower (``pirl=True``: PIRL).
+
+    One augmented view per image trains against the bank (Wu et al.); with
+    ``pirl=True`` the second view is the transformed image of PIRL.
+
+    Parameters
+    ----------
+    ctx : ObjectiveContext
+    n_negatives : int, optional
+        ``K`` (default ``min(4096, num_train // 2)``).
+    temperature, momentum, loss, pirl_weight
+        See :class:`InstanceDiscriminationLoss`.
+    pirl : bool
+        Use the second view as PIRL's transformed image.
+    **augment_options
+        See :class:`~clipgeo.train.objectives._base.ViewsObjective`.
+    """
+
+    name = "memory-bank"
+
+    def __init__(
+        self,
+        ctx: ObjectiveContext,
+        n_negatives: int | None = None,
+        temperature: float = 0.07,
+        momentum: float = 0.5,
+        loss: str = "nce",
+        pirl: bool = False,
+        pirl_weight: float = 0.5,
+        **augment_options,
+    ) -> None:
+        super().__init__(ctx, **augment_options)
+        self.pirl = bool(pirl)
+        self.loss = InstanceDiscriminationLoss(
+            ctx.num_train, self.dim, n_negatives=resolve(n_negatives, min(4096, max(1, ctx.num_train // 2))),
+            temperature=temperature, momentum=momentum, loss=loss, pirl_weight=pirl_weight, seed=ctx.config.seed,
+        )  # fmt: skip
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        features = self.encode(batch["view1"])  # (B, d)
+        transformed = self.encode(batch["view2"]) if self.pirl else None  # (B, d)
+        return {"loss": self.loss(features, batch["index"], transformed=transformed)}
+
+
+class PIRLObjective(MemoryBankObjective):
+    """``--objective pirl``: the memory-bank objective with ``pirl=True`` (PIRL's invariance loss)."""
+
+    name = "pirl"
+
+    def __init__(self, ctx: ObjectiveContext, **options) -> None:
+        options.setdefault("pirl", True)
+        super().__init__(ctx, **options)

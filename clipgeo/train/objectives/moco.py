@@ -18,12 +18,16 @@ dequeued.  Shuffling BatchNorm is not needed: the open_clip towers use LayerNorm
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ...errors import InputError
-from ._common import check_count, check_features, check_fraction, check_positive, ema_update, frozen_copy, unit
+from ..trainer import ObjectiveContext
+from ._base import ViewsObjective, resolve
+from ._common import attach, check_count, check_features, check_fraction, check_positive, ema_update, frozen_copy, unit
 
 
 class KeyQueue(nn.Module):
@@ -100,6 +104,9 @@ class MoCo(nn.Module):
         ``τ`` (0.07).
     seed : int
         Seed of the initial (random unit) queue.
+    own_encoder : bool
+        Register ``encoder`` as a submodule (its weights in this module's state
+        dict).  A caller that already owns and saves it passes False.
     """
 
     def __init__(
@@ -110,9 +117,10 @@ class MoCo(nn.Module):
         momentum: float = 0.999,
         temperature: float = 0.07,
         seed: int = 0,
+        own_encoder: bool = True,
     ) -> None:
         super().__init__()
-        self.encoder = encoder
+        attach(self, "encoder", encoder, own_encoder)
         self.key_encoder = frozen_copy(encoder)
         self.queue = KeyQueue(queue_size, dim, seed=seed)
         self.momentum = check_fraction("MoCo momentum", momentum)
@@ -131,3 +139,42 @@ class MoCo(nn.Module):
         if self.training:
             self.queue.enqueue(k)
         return loss
+
+
+class MoCoObjective(ViewsObjective):
+    """``--objective moco``: MoCo on the image tower.
+
+    Parameters
+    ----------
+    ctx : ObjectiveContext
+    queue_size : int, optional
+        ``K`` (default ``min(4096, max(batch_size, num_train // 2))``: a queue
+        longer than the data would hold several stale keys of each image).
+    momentum : float
+        Key-encoder EMA momentum (0.99 here: the paper's 0.999 suits 10⁵-step
+        ImageNet runs; with a few hundred steps the key encoder would barely move).
+    temperature : float
+        ``τ`` (0.2, MoCo v2's value; v1 used 0.07).
+    **augment_options
+        See :class:`~clipgeo.train.objectives._base.ViewsObjective`.
+    """
+
+    name = "moco"
+
+    def __init__(
+        self,
+        ctx: ObjectiveContext,
+        queue_size: int | None = None,
+        momentum: float = 0.99,
+        temperature: float = 0.2,
+        **augment_options,
+    ) -> None:
+        super().__init__(ctx, **augment_options)
+        default_queue = min(4096, max(ctx.config.batch_size, ctx.num_train // 2))
+        self.moco = MoCo(
+            self.encoder, self.dim, queue_size=resolve(queue_size, default_queue), momentum=momentum,
+            temperature=temperature, seed=ctx.config.seed, own_encoder=False,
+        )  # fmt: skip
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return {"loss": self.moco(batch["view1"], batch["view2"])}

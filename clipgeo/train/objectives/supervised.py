@@ -8,11 +8,18 @@ prototype-based objectives).  The loss is the cross-entropy with the labels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ...errors import InputError
+from ..probe import label_names, shape_labels
+from ..trainer import ObjectiveContext
+from ._base import ViewsObjective
 from ._common import check_count, check_features, check_positive, unit
 
 
@@ -61,3 +68,48 @@ class SupervisedSoftmax(nn.Module):
                 "build the objective with n_classes = number of classes"
             )
         return F.cross_entropy(self.logits(features), labels.long())
+
+
+class SupervisedObjective(ViewsObjective):
+    """``--objective supervised``: the image tower trained to classify a label of the data.
+
+    Both augmented views of an image are classified (mean of the two losses).
+
+    Parameters
+    ----------
+    ctx : ObjectiveContext
+    label : str
+        ``"shape"``: the source's ``labels``; ``"color"``/``"colour"``, ``"size"``,
+        ``"position"``: that attribute of the captioned shapes.
+    cosine, temperature
+        See :class:`SupervisedSoftmax`.
+    **augment_options
+        See :class:`~clipgeo.train.objectives._base.ViewsObjective`.
+    """
+
+    name = "supervised"
+
+    def __init__(
+        self, ctx: ObjectiveContext, label: str = "shape", cosine: bool = False, temperature: float = 0.1, **augment_options
+    ) -> None:
+        super().__init__(ctx, **augment_options)
+        self.label = label
+        n_classes = ctx.num_classes if label == "shape" else len(label_names(label))
+        if n_classes < 2:
+            raise InputError("the supervised objective needs labelled data with 2+ classes; train on --shapes N")
+        self.loss = SupervisedSoftmax(self.dim, n_classes, cosine=cosine, temperature=temperature, seed=ctx.config.seed)
+
+    def make_dataset(self, source: Sequence, indices: Sequence[int], train: bool) -> torch.utils.data.Dataset:
+        dataset = super().make_dataset(source, indices, train)
+        if self.label != "shape":
+            dataset.labels = shape_labels(source, self.label)[np.asarray(indices, dtype=np.int64)]
+        elif dataset.labels is None:
+            raise InputError("the training data carries no labels for the supervised objective; train on --shapes N")
+        return dataset
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        labels = batch["label"]
+        z_1, z_2 = self.encode(batch["view1"]), self.encode(batch["view2"])  # (B, d) each
+        loss = 0.5 * (self.loss(z_1, labels) + self.loss(z_2, labels))
+        accuracy = (self.loss.logits(z_1.detach()).argmax(dim=1) == labels).float().mean()
+        return {"loss": loss, "train_accuracy": accuracy}

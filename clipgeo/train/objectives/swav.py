@@ -21,11 +21,15 @@ queue and freezing the prototypes during the first epoch are left out.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ...errors import InputError
+from ..trainer import ObjectiveContext
+from ._base import ViewsObjective
 from ._common import check_count, check_features, check_positive, unit
 
 
@@ -131,3 +135,36 @@ class SwAVLoss(nn.Module):
         q1 = sinkhorn_knopp(s1, self.epsilon, self.sinkhorn_iters)
         q2 = sinkhorn_knopp(s2, self.epsilon, self.sinkhorn_iters)
         return swapped_prediction_loss(s1, s2, q1, q2, self.temperature)
+
+
+class SwAVObjective(ViewsObjective):
+    """``--objective swav``: SwAV on the image tower, two views, no multi-crop.
+
+    Parameters
+    ----------
+    ctx : ObjectiveContext
+    n_prototypes, temperature, epsilon, sinkhorn_iters
+        See :class:`SwAVLoss` (32 prototypes by default: a few per class of the shapes data).
+    **augment_options
+        See :class:`~clipgeo.train.objectives._base.ViewsObjective`.
+    """
+
+    name = "swav"
+
+    def __init__(
+        self,
+        ctx: ObjectiveContext,
+        n_prototypes: int = 32,
+        temperature: float = 0.1,
+        epsilon: float = 0.05,
+        sinkhorn_iters: int = 3,
+        **augment_options,
+    ) -> None:
+        super().__init__(ctx, **augment_options)
+        self.loss = SwAVLoss(
+            self.dim, n_prototypes=n_prototypes, temperature=temperature, epsilon=epsilon,
+            sinkhorn_iters=sinkhorn_iters, seed=ctx.config.seed,
+        )  # fmt: skip
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return {"loss": self.loss(self.encode(batch["view1"]), self.encode(batch["view2"]))}

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from ._centroid_shift import check_alphas, default_alphas
 from ._result import Result
 from ._validation import check_pair
-from .centroid_shift import check_alphas, default_alphas
 
 
 def cosine_gradient_vectors(u: np.ndarray, w: np.ndarray) -> np.ndarray:

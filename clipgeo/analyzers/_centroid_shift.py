@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ._conformity import mean_conformity
 from ._result import Result
 from ._validation import check_pair, check_positive, unit_rows
-from .conformity import mean_conformity
 
 #: largest 2/τ for which one constant shift keeps every exp(S - 1/τ) above float64 underflow
 _CONSTANT_SHIFT_LIMIT = 600.0

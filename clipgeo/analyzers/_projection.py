@@ -1,0 +1,86 @@
+"""A 2-D PCA projection of both modalities (the picture of the modality gap, SPEC §10)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ._result import Result
+from ._validation import check_embeddings
+
+
+@dataclass(frozen=True, repr=False)
+class ProjectionResult(Result):
+    """Principal-component coordinates of image and text rows in one shared basis.
+
+    Attributes
+    ----------
+    explained_variance_ratio : ndarray of shape (k,)
+        Share of the pooled variance along each component.
+    components : ndarray of shape (k, d)
+        Unit principal axes (sign fixed: largest-magnitude loading positive).
+    center : ndarray of shape (d,)
+        Mean of the pooled rows.
+    image, text : ndarrays of shape (n_image, k), (n_text, k)
+        Coordinates ``(x - center) @ components.T``.
+    """
+
+    n_components: int
+    explained_variance_ratio: np.ndarray
+    components: np.ndarray
+    center: np.ndarray
+    image: np.ndarray
+    text: np.ndarray
+
+    _arrays = ("components", "center", "image", "text")
+
+
+def pca_projection(img: object | None, txt: object | None, n_components: int = 2) -> ProjectionResult:
+    """Project the pooled raw rows of both modalities on their top principal components.
+
+    Parameters
+    ----------
+    img : array-like of shape (n_image, d) or None
+    txt : array-like of shape (n_text, d) or None
+        At least one modality; rows are not normalised.
+    n_components : int
+
+    Returns
+    -------
+    ProjectionResult
+
+    Notes
+    -----
+    The basis is the eigendecomposition of the pooled covariance (d × d, float64),
+    so its cost is O(n d²) whatever n is.
+    """
+    if img is None and txt is None:
+        raise InputError("pca_projection needs image rows, text rows or both")
+    a = None if img is None else check_embeddings(img, "img", min_rows=1)
+    b = None if txt is None else check_embeddings(txt, "txt", min_rows=1, dim=None if a is None else a.shape[1])
+    arrays = [x for x in (a, b) if x is not None]
+    d = arrays[0].shape[1]
+    pooled_n = sum(len(x) for x in arrays)
+    center = sum(x.sum(axis=0) for x in arrays) / max(pooled_n, 1)
+    scatter = sum((x - center).T @ (x - center) for x in arrays)  # (d, d)
+    values, vectors = np.linalg.eigh(scatter)
+    order = np.argsort(values)[::-1][: min(n_components, d)]
+    comps = vectors[:, order].T  # (k, d)
+    signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])
+    comps = comps * np.where(signs == 0, 1.0, signs)[:, None]
+    total = float(values.clip(min=0).sum())
+    ratio = values[order].clip(min=0) / total if total > 0 else np.zeros(len(order))
+
+    def project(x: np.ndarray | None) -> np.ndarray:
+        return np.empty((0, len(comps))) if x is None else (x - center) @ comps.T
+
+    return ProjectionResult(
+        n_components=len(comps),
+        explained_variance_ratio=ratio,
+        components=comps,
+        center=center,
+        image=project(a),
+        text=project(b),
+    )

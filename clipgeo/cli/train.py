@@ -1,0 +1,97 @@
+"""``clipgeo train``: train or fine-tune a CLIP and log its geometry over training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import InputError
+from ._app import app
+
+
+@app.command("train")
+def train_command(
+    out: Path = typer.Option(..., "--out", help="RUN_DIR: checkpoint.pt, model.safetensors, metrics.csv, curves.png, config.json."),
+    shapes: Optional[int] = typer.Option(None, "--shapes", help="Train on N built-in captioned shapes (deterministic by --seed)."),
+    model: str = typer.Option("tiny", "--model", help="open_clip architecture, or 'tiny' (CPU-sized)."),
+    pretrained: str = typer.Option("none", "--pretrained", help="open_clip pretrained tag to fine-tune, or 'none' (random init)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Initial weights from a local state dict / .safetensors."),
+    objective: str = typer.Option("clip", "--objective", "--loss", help="Training objective (clip)."),
+    epochs: int = typer.Option(10, "--epochs", help="Epochs to train."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Batch size (per process under torchrun)."),
+    lr: float = typer.Option(5e-4, "--lr", help="Peak learning rate of AdamW."),
+    weight_decay: float = typer.Option(0.1, "--weight-decay", help="AdamW weight decay (not on gains, biases, logit scale)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Linear warm-up steps [default: 5% of all steps]."),
+    heldout: Optional[int] = typer.Option(None, "--heldout", help="Held-out samples for the metrics [default: min(256, N/10)]."),
+    log_every: int = typer.Option(20, "--log-every", help="Log metrics every this many steps (and after every epoch)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the data, split, initialisation and shuffling."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+    precision: str = typer.Option("auto", "--precision", help="fp32, amp (float16 autocast), amp_bf16; auto: amp on GPU."),
+    workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random crops of open_clip's training transform."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    stop_after_epochs: Optional[int] = typer.Option(
+        None, "--stop-after-epochs", help="Train at most this many epochs now; continue later with --resume."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress lines."),
+) -> None:
+    """Train an open_clip model on paired data; writes checkpoints, metrics.csv and curves.png into --out."""
+    from ..train.trainer import TrainConfig, train
+
+    source, data = _source(shapes, seed)
+    config = TrainConfig(
+        out=str(out),
+        model=model,
+        pretrained=pretrained,
+        checkpoint=None if checkpoint is None else str(checkpoint),
+        objective=objective,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup_steps=warmup,
+        seed=seed,
+        device=device,
+        precision=precision,
+        heldout=heldout,
+        log_every=log_every,
+        workers=workers,
+        augment=augment,
+        resume=resume,
+        stop_after_epochs=stop_after_epochs,
+        data=data,
+    )
+    result = train(config, source, progress=not quiet)
+    if result.rank != 0:
+        return
+    m = result.metrics
+    names = result.pair_names
+    r_ab, r_ba = m.get(f"r1_{names[0]}_to_{names[1]}"), m.get(f"r1_{names[1]}_to_{names[0]}")
+    typer.echo(f"trained {result.steps} steps in {result.seconds:.1f} s -> {result.run_dir}")
+    if r_ab is not None:
+        typer.echo(
+            f"held-out R@1 {names[0]}->{names[1]} {r_ab:.3f}, {names[1]}->{names[0]} {r_ba:.3f} "
+            f"(chance {m['chance_r1']:.3f}); l2 centroid distance {m['l2_centroid_distance']:.3f}"
+        )
+    if result.weights.is_file():
+        typer.echo(f"weights: {result.weights}")
+    if shapes is not None and result.finished:
+        heldout_dir = result.run_dir / "heldout_shapes"
+        source.write(heldout_dir, indices=result.heldout_indices)
+        typer.echo(
+            f"held-out shapes: {heldout_dir} (clipgeo extract --model {model} --checkpoint {result.weights} "
+            f"--images {heldout_dir / 'images'} --captions {heldout_dir / 'captions.csv'} ...)"
+        )
+
+
+def _source(shapes: Optional[int], seed: int):
+    """The sample source chosen by the data options, and its description for provenance."""
+    if shapes is None:
+        raise InputError("no training data given; pass --shapes N for the built-in captioned shapes")
+    from ..data.shapes import CaptionedShapes
+
+    if shapes < 1:
+        raise InputError(f"--shapes must be at least 1, got {shapes}; e.g. --shapes 5000")
+    return CaptionedShapes(shapes, seed=seed), {"source": "shapes", "n": shapes, "seed": seed}

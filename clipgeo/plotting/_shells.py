@@ -1,0 +1,227 @@
+"""Shell and ellipsoid figures (SPEC §3–6): norms, variances, Mahalanobis shells, tilt, covariance, offset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._draw import hist, mark_vline, modality_hist, new_figure, per_modality, shared_edges, unit_norm_note
+from ._registry import FigureInput, FigureSkipped, register
+from ._style import DIVERGING_CMAP, MODALITY_COLORS, REFERENCE
+
+
+@register(
+    "norms",
+    "Histograms of ||x|| and of the centred norm ||x − m|| per modality, with sqrt(tr C) marked",
+    "§3",
+)
+def norms(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
+    shells = per_modality(inp, "thin_shell")
+    note = unit_norm_note(inp, shells, "the uncentred norms (all 1)")
+    fig, axes, data = new_figure(
+        inp, "Thin shell: centred norms concentrate at sqrt(tr C)", ncols=2, notes=[note]
+    )
+    ax_raw, ax_c = axes[0]
+    raw = modality_hist(ax_raw, {m: r.norms for m, r in shells.items()}, shared_edges([r.norms for r in shells.values()]))
+    ax_raw.set(xlabel="||x|| (embedding units)", ylabel="rows")
+    ax_raw.set_title("norm of the raw rows")
+    ax_raw.legend(loc="upper left")
+    centred = modality_hist(
+        ax_c,
+        {m: r.centered_norms for m, r in shells.items()},
+        shared_edges([r.centered_norms for r in shells.values()] + [np.array([r.sqrt_trace_cov for r in shells.values()])]),
+    )
+    stats = {}
+    for m, r in shells.items():
+        mark_vline(ax_c, r.sqrt_trace_cov, MODALITY_COLORS[m], label=f"sqrt(tr C) {m} = {r.sqrt_trace_cov:.3g}")
+        stats[m] = {
+            key: getattr(r, key)
+            for key in (
+                "mean_norm", "std_norm", "mean_centered_norm", "std_centered_norm", "sqrt_trace_cov",
+                "relative_thickness", "squared_mean_centered_norm", "var_centered_norm",
+            )
+        }  # fmt: skip
+    ax_c.set(xlabel="||x − m|| (embedding units)", ylabel="rows")
+    ax_c.set_title("centred norm; dashed: sqrt(tr C)")
+    ax_c.legend(loc="upper left")
+    data.update({"norm": raw, "centered_norm": centred, "stats": stats})
+    return fig, data
+
+
+@register(
+    "feature_variance",
+    "Histogram of the per-feature variances diag(C) per modality (long-tailed), mean marked",
+    "§3",
+)
+def feature_variance(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
+    shells = per_modality(inp, "thin_shell")
+    values = {m: np.asarray(r.feature_variance, dtype=np.float64) for m, r in shells.items()}
+    if any(len(v) == 0 for v in values.values()):
+        raise FigureSkipped("the results carry no per-feature variances; rerun `clipgeo analyze`")
+    note = unit_norm_note(inp, shells, "the variances (of unit rows)")
+    positive = all((v > 0).all() for v in values.values())
+    edges = shared_edges(list(values.values()), log=positive)
+    fig, axes, data = new_figure(
+        inp, "Per-feature variances are long-tailed", height=3.4, width=6.6, notes=[note]
+    )
+    ax = axes[0, 0]
+    hists = modality_hist(ax, values, edges, label="{m} (d = {n})")
+    for m, r in shells.items():
+        mark_vline(ax, r.mean_feature_variance, MODALITY_COLORS[m], label=f"mean {m} = {r.mean_feature_variance:.3g}")
+    if positive:
+        ax.set_xscale("log")
+    ax.set(xlabel="variance of feature k, C_kk (embedding units²)", ylabel="features")
+    ax.legend(loc="upper right")
+    data.update(
+        {
+            **hists,
+            "log_bins": positive,
+            "feature_variance": values,
+            "mean_feature_variance": {m: r.mean_feature_variance for m, r in shells.items()},
+        }
+    )
+    return fig, data
+
+
+@register(
+    "mahalanobis_shell",
+    "Mahalanobis vs Euclidean shells: distances relative to their mean, with the cv of each",
+    "§4",
+)
+def mahalanobis_shell(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
+    shells = per_modality(inp, "mahalanobis_shell")
+    note = unit_norm_note(inp, shells, "the shells (of unit rows)")
+    fig, axes, data = new_figure(
+        inp,
+        "Ellipsoidal shell: Mahalanobis distances vs Euclidean centred norms",
+        ncols=len(shells),
+        width=4.2 * len(shells),
+        notes=[note],
+    )
+    out = {}
+    for ax, (m, r) in zip(axes[0], shells.items()):
+        d_m = np.asarray(r.distances, dtype=np.float64)
+        d_e = np.asarray(r.centered_norms, dtype=np.float64)
+        rel_m, rel_e = d_m / r.mean, d_e / r.euclidean_mean
+        edges = shared_edges([rel_m, rel_e])
+        c_m = hist(ax, rel_m, edges, MODALITY_COLORS[m], f"Mahalanobis d_M (cv {r.cv:.3f})")
+        c_e = hist(ax, rel_e, edges, REFERENCE, f"Euclidean ||x − m|| (cv {r.euclidean_cv:.3f})", fill=False)
+        verdict = "thinner" if r.thinner_than_euclidean else "not thinner"
+        ax.set_title(f"{m}: ellipsoidal shell is {verdict}")
+        ax.set(xlabel="distance / its mean (dimensionless)", ylabel="rows")
+        ax.legend(loc="upper left", fontsize=7)
+        out[m] = {
+            "edges": edges,
+            "counts_mahalanobis": c_m,
+            "counts_euclidean": c_e,
+            **{k: getattr(r, k) for k in ("mean", "std", "cv", "euclidean_mean", "euclidean_std", "euclidean_cv", "shrinkage")},
+            "thinner_than_euclidean": bool(r.thinner_than_euclidean),
+        }
+    data.update({"modalities": out, "x": "distance divided by its mean"})
+    return fig, data
+
+
+@register(
+    "off_diagonal_dominance",
+    "Histogram of the off-diagonal dominance odd_k = Σ_j≠k |C_kj| / |C_kk| per modality; odd > 1 = tilted",
+    "§5",
+)
+def off_diagonal_dominance(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
+    results = per_modality(inp, "off_diagonal_dominance")
+    values = {m: np.asarray(r.per_feature, dtype=np.float64) for m, r in results.items()}
+    finite = {m: v[np.isfinite(v)] for m, v in values.items()}
+    positive = all(len(v) and (v > 0).all() for v in finite.values())
+    edges = shared_edges([*finite.values(), np.array([1.0])], log=positive)
+    fig, axes, data = new_figure(inp, "Tilted ellipsoids: covariance rows dominated by the off-diagonal", height=3.4, width=6.6)
+    ax = axes[0, 0]
+    hists = modality_hist(ax, finite, edges, label="{m} (d = {n})")
+    ax.axvline(1.0, color=REFERENCE, linestyle="--", linewidth=1.2, label="odd = 1")
+    for m, r in results.items():
+        ax.axvline(r.median, color=MODALITY_COLORS[m], linestyle=":", linewidth=1.3,
+                   label=f"median {m} {r.median:.3g}; {100 * r.fraction_above_1:.0f} % > 1")  # fmt: skip
+    if positive:
+        ax.set_xscale("log")
+    ax.set(xlabel="odd_k = Σ_j≠k |C_kj| / |C_kk| (dimensionless)", ylabel="features")
+    ax.legend(loc="upper left")
+    data.update(
+        {
+            **hists,
+            "per_feature": values,
+            "median": {m: r.median for m, r in results.items()},
+            "fraction_above_1": {m: r.fraction_above_1 for m, r in results.items()},
+        }
+    )
+    return fig, data
+
+
+@register(
+    "covariance",
+    "Heat maps of the image and text covariance matrices C (ddof = 1)",
+    "§5",
+)
+def covariance(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
+    results = per_modality(inp, "off_diagonal_dominance")
+    mats = {m: np.asarray(r.covariance, dtype=np.float64) for m, r in results.items()}
+    if any(c.ndim != 2 or c.size == 0 for c in mats.values()):
+        raise FigureSkipped("the results carry no covariance matrix (covariance_<modality>.npy); rerun `clipgeo analyze`")
+    # one symmetric colour scale for both, clipped at the 99th percentile of |C| so the tilt is visible
+    limit = float(np.percentile(np.abs(np.concatenate([c.ravel() for c in mats.values()])), 99)) or 1.0
+    fig, axes, data = new_figure(
+        inp,
+        "Covariance matrices: strong off-diagonal structure",
+        ncols=len(mats),
+        width=3.9 * len(mats) + 0.8,
+        height=3.8,
+    )
+    image = None
+    for ax, (m, c) in zip(axes[0], mats.items()):
+        d = len(c)
+        image = ax.imshow(c, cmap=DIVERGING_CMAP, vmin=-limit, vmax=limit, interpolation="nearest",
+                          extent=(-0.5, d - 0.5, d - 0.5, -0.5))  # fmt: skip
+        ax.set_title(f"{m} covariance ({d} × {d})", color=MODALITY_COLORS[m])
+        ax.set(xlabel="feature j", ylabel="feature k")
+        ax.grid(False)
+    fig.colorbar(image, ax=list(axes[0]), shrink=0.85, label=f"C_kj (embedding units²), clipped at ±{limit:.2g}")
+    data.update({"covariance": mats, "color_limit": limit, "color_limit_rule": "99th percentile of |C| over both"})
+    return fig, data
+
+
+@register(
+    "offset",
+    "Per-feature |m_k| vs σ_k: the ellipsoid centres sit far from the origin (||m|| / ||σ||)",
+    "§6",
+)
+def offset(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
+    results = per_modality(inp, "ellipsoid_offset")
+    if any(r.mean is None or len(r.mean) == 0 for r in results.values()):
+        raise FigureSkipped("the results carry no per-feature means; rerun `clipgeo analyze`")
+    note = unit_norm_note(inp, results, "means and spreads (of unit rows)")
+    fig, axes, data = new_figure(
+        inp, "Offset ellipsoids: per-feature |mean| against per-feature std", height=4.2, width=6.4, notes=[note]
+    )
+    ax = axes[0, 0]
+    out = {}
+    lo, hi = np.inf, 0.0
+    for m, r in results.items():
+        mean_abs, std = np.abs(np.asarray(r.mean, dtype=np.float64)), np.asarray(r.std, dtype=np.float64)
+        ax.scatter(std, mean_abs, s=9, color=MODALITY_COLORS[m], alpha=0.55, linewidths=0,
+                   label=f"{m}: ||m|| / ||σ|| = {r.ratio:.3g}")  # fmt: skip
+        both = np.concatenate([mean_abs[mean_abs > 0], std[std > 0]])
+        if len(both):
+            lo, hi = min(lo, float(both.min())), max(hi, float(both.max()))
+        out[m] = {
+            "abs_mean": mean_abs,
+            "std": std,
+            "ratio": r.ratio,
+            "mean_norm": r.mean_norm,
+            "std_norm": r.std_norm,
+            "fraction_mean_above_std": r.fraction_mean_above_std,
+        }
+    if np.isfinite(lo) and hi > lo:
+        ax.plot([lo, hi], [lo, hi], color=REFERENCE, linestyle="--", linewidth=1.0, label="|m_k| = σ_k")
+        ax.set(xscale="log", yscale="log")
+    ax.set(xlabel="σ_k, std of feature k (embedding units)", ylabel="|m_k|, |mean of feature k| (embedding units)")
+    ax.legend(loc="upper left", markerscale=2)
+    data.update({"modalities": out})
+    return fig, data

@@ -1,0 +1,124 @@
+"""Thin shell, Mahalanobis shell, off-diagonal dominance, ellipsoid offset (SPEC §3-6)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.covariance import LedoitWolf
+
+import clipgeo as cg
+from clipgeo.synthetic import random_rotation, sample_anisotropic, sample_isotropic
+
+
+def exact_covariance_sample(n: int, cov: np.ndarray, seed: int = 0, mean: np.ndarray | None = None) -> np.ndarray:
+    """Rows whose sample covariance (ddof = 1) is exactly ``cov``."""
+    d = len(cov)
+    z = np.random.default_rng(seed).standard_normal((n, d))
+    z -= z.mean(axis=0)
+    q, _ = np.linalg.qr(z)  # orthonormal, centred columns
+    z = q * np.sqrt(n - 1)  # sample covariance exactly identity
+    x = z @ np.linalg.cholesky(cov).T
+    return x if mean is None else x + mean
+
+
+# -- thin shell -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("distribution", ["gaussian", "laplace", "uniform"])
+def test_isotropic_centred_norm_concentrates_at_sqrt_d(distribution):
+    d = 256
+    x = sample_isotropic(3000, d, distribution, seed=1) + 5.0  # offset: centring must remove it
+    res = cg.thin_shell(x)
+    assert res.mean_centered_norm == pytest.approx(np.sqrt(d), rel=0.01)
+    assert res.sqrt_trace_cov == pytest.approx(np.sqrt(d), rel=0.01)
+    assert res.relative_thickness < 0.1  # thin: O(1) thickness against sqrt(256) = 16
+    assert res.mean_norm == pytest.approx(np.sqrt(d + 25 * d), rel=0.01)
+
+
+def test_thin_shell_matches_numpy_reference(rng):
+    x = rng.normal(size=(40, 7)) * np.arange(1, 8) + 3
+    res = cg.thin_shell(x)
+    norms = np.linalg.norm(x, axis=1)
+    cn = np.linalg.norm(x - x.mean(0), axis=1)
+    assert res.mean_norm == pytest.approx(norms.mean(), rel=1e-12)
+    assert res.std_norm == pytest.approx(norms.std(ddof=1), rel=1e-12)
+    assert res.mean_centered_norm == pytest.approx(cn.mean(), rel=1e-12)
+    assert res.std_centered_norm == pytest.approx(cn.std(ddof=1), rel=1e-12)
+    assert res.sqrt_trace_cov == pytest.approx(np.sqrt(np.trace(np.cov(x, rowvar=False))), rel=1e-12)
+    np.testing.assert_allclose(res.feature_variance, x.var(axis=0, ddof=1), rtol=1e-12)
+    assert res.squared_mean_centered_norm == pytest.approx(cn.mean() ** 2)
+    assert set(res.to_dict()) >= {"mean_norm", "std_norm", "mean_centered_norm", "std_centered_norm", "sqrt_trace_cov"}
+
+
+# -- Mahalanobis shell ------------------------------------------------------------------------------
+
+
+def test_mahalanobis_mean_is_sqrt_d_for_a_gaussian():
+    d = 32
+    variances = np.geomspace(0.01, 4, d)
+    x = sample_anisotropic(20000, variances, mean=np.full(d, 3.0), rotation=random_rotation(d, seed=2), seed=3)
+    res = cg.mahalanobis_shell(x)
+    assert res.mean == pytest.approx(np.sqrt(d), rel=0.02)
+    assert res.shrinkage < 0.01
+    assert res.cv == pytest.approx(1 / np.sqrt(2 * d), rel=0.05)  # chi distribution with d degrees of freedom
+    # strongly anisotropic: the ellipsoidal shell is much thinner than the spherical one
+    assert res.thinner_than_euclidean and res.cv < 0.7 * res.euclidean_cv
+
+
+def test_mahalanobis_uses_default_ledoit_wolf(rng):
+    x = rng.normal(size=(30, 50)) * np.linspace(0.5, 2, 50)  # n < d: a plain inverse does not exist
+    res = cg.mahalanobis_shell(x)
+    lw = LedoitWolf().fit(x)
+    assert res.shrinkage == pytest.approx(lw.shrinkage_, rel=1e-12)
+    np.testing.assert_allclose(res.distances**2, lw.mahalanobis(x), rtol=1e-9)
+    assert res.cv == pytest.approx(res.distances.std(ddof=1) / res.distances.mean(), rel=1e-12)
+    cn = np.linalg.norm(x - x.mean(0), axis=1)
+    assert res.euclidean_cv == pytest.approx(cn.std(ddof=1) / cn.mean(), rel=1e-12)
+
+
+# -- off-diagonal dominance -------------------------------------------------------------------------
+
+
+def test_off_diagonal_dominance_of_a_known_covariance():
+    cov = np.array(
+        [
+            [4.0, 1.0, -1.0, 0.0],
+            [1.0, 1.0, 0.5, 0.0],
+            [-1.0, 0.5, 2.0, 0.1],
+            [0.0, 0.0, 0.1, 0.5],
+        ]
+    )
+    x = exact_covariance_sample(500, cov, mean=np.array([1.0, -2.0, 3.0, 0.0]))
+    res = cg.off_diagonal_dominance(x)
+    np.testing.assert_allclose(res.covariance, cov, atol=1e-10)
+    expected = np.array([2 / 4, 1.5 / 1, 1.6 / 2, 0.1 / 0.5])
+    np.testing.assert_allclose(res.per_feature, expected, rtol=1e-9)
+    assert res.median == pytest.approx(np.median(expected))
+    assert res.fraction_above_1 == 0.25
+    assert res.to_dict()["per_feature"] == pytest.approx(expected.tolist())
+    assert "covariance" not in res.to_dict()
+
+
+def test_diagonal_covariance_has_no_dominance():
+    x = exact_covariance_sample(100, np.diag([1.0, 2.0, 3.0]))
+    res = cg.off_diagonal_dominance(x)
+    np.testing.assert_allclose(res.per_feature, 0.0, atol=1e-12)
+    assert res.fraction_above_1 == 0.0
+
+
+# -- ellipsoid offset -------------------------------------------------------------------------------
+
+
+def test_offset_ratio_matches_numpy_and_planted_value(rng):
+    x = rng.normal(size=(60, 9)) * 0.3 + rng.normal(size=9)
+    res = cg.ellipsoid_offset(x)
+    assert res.ratio == pytest.approx(np.linalg.norm(x.mean(0)) / np.linalg.norm(x.std(0, ddof=1)), rel=1e-12)
+    assert res.fraction_mean_above_std == pytest.approx(np.mean(np.abs(x.mean(0)) > x.std(0, ddof=1)))
+    img, txt, truth = cg.double_ellipsoid(8000, 32, offset_ratio=2.5, seed=4)
+    assert cg.ellipsoid_offset(img).ratio == pytest.approx(2.5, rel=0.02)
+    assert cg.ellipsoid_offset(txt).ratio == pytest.approx(truth.offset_ratio_text, rel=0.02)
+
+
+def test_centred_cloud_has_zero_offset():
+    x = exact_covariance_sample(50, np.eye(3))  # sample mean exactly 0
+    assert cg.ellipsoid_offset(x).ratio == pytest.approx(0.0, abs=1e-12)

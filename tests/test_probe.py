@@ -1,0 +1,99 @@
+"""Linear probe on frozen features: planted signal, chance level, labels of the shapes data, CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from clipgeo.data.shapes import COLORS, SHAPES, CaptionedShapes
+from clipgeo.errors import InputError
+from clipgeo.train.probe import frozen_features, linear_probe, linear_probe_split, shape_labels
+
+
+def planted(rng, n=300, dim=10, n_classes=3, signal=3.0):
+    labels = rng.integers(0, n_classes, size=n)
+    features = rng.normal(size=(n, dim))
+    features[np.arange(n), labels] += signal  # class k raises feature k
+    return features, labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_planted_linear_signal_is_decoded(seed):
+    rng = np.random.default_rng(seed)
+    features, labels = planted(rng, signal=6.0)
+    result = linear_probe(features, labels, seed=seed)
+    assert result.accuracy > 0.97
+    assert result.n_train + result.n_test == 300 and result.n_test == 75
+    assert result.n_classes == 3 and result.dim == 10
+
+
+def test_pure_noise_is_at_chance():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(600, 5))
+    labels = rng.integers(0, 2, size=600)
+    result = linear_probe(features, labels, C=0.01)
+    assert abs(result.accuracy - 0.5) < 0.1
+    assert 0.4 < result.chance < 0.6
+
+
+def test_chance_is_majority_class_share_of_the_test_split():
+    rng = np.random.default_rng(1)
+    x_train, x_test = rng.normal(size=(40, 3)), rng.normal(size=(10, 3))
+    y_train = np.array([0] * 30 + [1] * 10)  # majority class 0
+    y_test = np.array([0] * 7 + [1] * 3)
+    result = linear_probe_split(x_train, y_train, x_test, y_test)
+    assert result.chance == pytest.approx(0.7)
+    assert result.n_train == 40 and result.n_test == 10
+
+
+def test_probe_is_invariant_to_feature_scale_and_shift():
+    """The probe standardises: an affine change of each feature leaves the predictions alone."""
+    rng = np.random.default_rng(2)
+    features, labels = planted(rng, signal=1.0)
+    scale = rng.uniform(0.1, 10, size=10)
+    shift = rng.normal(size=10) * 100
+    a = linear_probe(features, labels)
+    b = linear_probe(features * scale + shift, labels)
+    assert a.accuracy == pytest.approx(b.accuracy, abs=1 / 75 + 1e-9)
+
+
+def test_shape_labels_agree_with_captions():
+    data = CaptionedShapes(60, seed=4)
+    shape = shape_labels(data, "shape")
+    colour = shape_labels(data, "colour")
+    for caption, s, c in zip(data.captions, shape, colour, strict=True):
+        words = caption.split()
+        assert SHAPES[s] in words and list(COLORS)[c] in words
+    np.testing.assert_array_equal(shape, data.labels)
+    np.testing.assert_array_equal(colour, shape_labels(data, "color"))
+    with pytest.raises(InputError, match="unknown shapes label"):
+        shape_labels(data, "texture")
+
+
+def test_frozen_features_match_a_direct_pass_and_keep_the_mode():
+    torch.manual_seed(0)
+    encoder = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 3))
+    encoder.train()
+    inputs = [torch.randn(4) for _ in range(10)]
+    out = frozen_features(encoder, inputs, batch_size=3)
+    assert encoder.training  # restored
+    encoder.eval()
+    with torch.no_grad():
+        expected = encoder(torch.stack(inputs)).double().numpy()
+    assert out.shape == (10, 3) and out.dtype == np.float64
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_bad_inputs():
+    rng = np.random.default_rng(0)
+    with pytest.raises(InputError, match="2-D"):
+        linear_probe(rng.normal(size=10), np.zeros(10))
+    with pytest.raises(InputError, match="one label per feature row"):
+        linear_probe(rng.normal(size=(10, 2)), np.zeros(9))
+    with pytest.raises(InputError, match="single class"):
+        linear_probe(rng.normal(size=(10, 2)), np.zeros(10))
+    with pytest.raises(InputError, match="single sample"):
+        linear_probe(rng.normal(size=(10, 2)), np.array([0] * 9 + [1]))
+    with pytest.raises(InputError, match="NaN"):
+        linear_probe(np.full((10, 2), np.nan), np.arange(10) % 2)
