@@ -9,7 +9,10 @@ architecture ``tiny`` (``clipgeo/model_configs/tiny.json``: 2-layer towers,
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +114,21 @@ def _network_hint(exc: BaseException) -> bool:
     needles = ("connection", "resolve", "network", "offline", "timed out", "urlopen", "max retries", "name or service",
                "temporary failure", "hf_hub_offline", "localentrynotfound", "unreachable", "httperror", "ssl")
     return any(n in text for n in needles)
+
+
+@contextlib.contextmanager
+def _quiet_open_clip_logging() -> Iterator[None]:
+    """Hide open_clip's INFO/WARNING log lines (it logs on the root logger) while a model is built."""
+    root = logging.getLogger()
+
+    def _drop(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "open_clip" not in record.pathname
+
+    root.addFilter(_drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(_drop)
 
 
 def _weights_cached(cfg: dict[str, Any], cache_dir: str | None) -> bool:
@@ -216,9 +234,10 @@ def load_model(
     else:
         warnings.warn(f"{name}: random initialisation (no pretrained weights)", stacklevel=2)
     try:
-        model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
-            name, pretrained=tag, precision=precision, device=device, cache_dir=cache_dir
-        )
+        with _quiet_open_clip_logging():  # its "No pretrained weights loaded" repeats our own warning
+            model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
+                name, pretrained=tag, precision=precision, device=device, cache_dir=cache_dir
+            )
     except Exception as exc:
         if tag is not None and _network_hint(exc):
             raise ClipgeoError(

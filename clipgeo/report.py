@@ -41,6 +41,12 @@ from .errors import InputError
 
 MODALITIES = ("image", "text")
 
+#: every file :meth:`Report.write` may produce
+_OUTPUT_FILES = (
+    "report.json", "report.md", "features.csv", "rows_image.csv", "rows_text.csv", "covariance_image.npy",
+    "covariance_text.npy", "centroid_shift.csv", "cosine_gradient.csv", "thin_shell_theory.csv",
+)  # fmt: skip
+
 #: the shared defaults of :func:`analyze` (recorded in the report's provenance)
 DEFAULTS: dict[str, Any] = {
     "temperature": 0.01,
@@ -253,6 +259,8 @@ class Report:
         if out.exists() and not out.is_dir():
             raise InputError(f"{out} is a file; give a directory for the report (--out)")
         out.mkdir(parents=True, exist_ok=True)
+        for name in _OUTPUT_FILES:  # a previous report's tables must not outlive it
+            (out / name).unlink(missing_ok=True)
         files: dict[str, Path] = {}
 
         def csv(name: str, frame) -> None:
@@ -339,8 +347,8 @@ def analyze(embedding_set: Any, **options: Any) -> Report:
             Centroid shifts (also the cosine-gradient shifts).
         batch_size : int, default 1024
         conformity : {"exact", "mean"}, default "exact"
-            Algorithm of the exact conformity (same numbers, see
-            :func:`clipgeo.analyzers.conformity`).
+            Algorithm of the exact conformity; both give the same numbers
+            (see :func:`clipgeo.analyzers.conformity`).
         max_rows_conformity : int or None, default 50000
             Above this many rows a modality's conformity uses the O(n d) identity.
         linear_cv : bool, default True

@@ -268,7 +268,9 @@ def double_ellipsoid(
     Raises
     ------
     InputError
-        When the separating shifts alone already exceed ``offset_ratio``.
+        When the separating shifts alone already exceed ``offset_ratio``
+        (with the defaults this happens below dim ≈ 16: pass fewer separating
+        features, a smaller ``separation`` or a larger ``offset_ratio``).
     """
     if n < 2 or dim < 1:
         raise InputError(f"need n >= 2 rows and dim >= 1, got n={n}, dim={dim}")

@@ -95,6 +95,33 @@ def test_add_dropout_needs_transformer_blocks():
         SimCSE(TextTower(), dropout=0.0)
 
 
+def test_dropout_on_a_whole_clip_model_leaves_the_image_tower_alone():
+    from clipgeo.models import load_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clip = load_model("tiny").model
+    handles = add_dropout(clip, 0.1)
+    assert len(handles) == 2 * len(clip.transformer.resblocks) + 1
+    clip.train()
+    images = torch.randn(3, 3, 32, 32)
+    torch.testing.assert_close(clip.encode_image(images), clip.encode_image(images))  # no dropout there
+    handles.remove()
+
+
+def test_two_passes_keep_dropout_on_in_eval_mode(captions):
+    tower = TextTower()
+    objective = SimCSE(tower, dropout=0.1)
+    tokens = tower.tokenizer(captions[:4])
+    objective.eval()
+    a, b = objective.two_passes(tokens)
+    assert not torch.allclose(a, b)
+    # and only there: a plain eval pass is deterministic, and the loss of identical passes is the analytic one
+    torch.testing.assert_close(tower(tokens), tower(tokens))
+    h = tower(tokens).detach()
+    assert objective(tokens).item() == pytest.approx(simcse_reference(h.numpy(), h.numpy(), 0.05), rel=1e-4)
+
+
 def test_simcse_training_steps_lower_the_loss(captions):
     torch.manual_seed(0)
     tower = TextTower(seed=1)

@@ -8,7 +8,8 @@ import torch
 
 from clipgeo.data.shapes import COLORS, SHAPES, CaptionedShapes
 from clipgeo.errors import InputError
-from clipgeo.train.probe import frozen_features, linear_probe, linear_probe_split, shape_labels
+from clipgeo.train.probe import frozen_features, linear_probe, linear_probe_split, probe_runs, shape_labels
+from tests.conftest import assert_clean_error, run_cli
 
 
 def planted(rng, n=300, dim=10, n_classes=3, signal=3.0):
@@ -97,3 +98,57 @@ def test_bad_inputs():
         linear_probe(rng.normal(size=(10, 2)), np.array([0] * 9 + [1]))
     with pytest.raises(InputError, match="NaN"):
         linear_probe(np.full((10, 2), np.nan), np.arange(10) % 2)
+
+
+@pytest.fixture(scope="module")
+def simclr_run(tmp_path_factory):
+    import warnings
+
+    from clipgeo.train.trainer import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "simclr"
+    config = TrainConfig(out=str(out), objective="simclr", epochs=1, batch_size=16, heldout=8, log_every=10, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(config, CaptionedShapes(40, seed=0))
+    return out
+
+
+def test_probe_cli_reports_runs_and_random_baseline(simclr_run, tmp_path):
+    import json
+
+    proc = run_cli("probe", simclr_run, "--n", "120", "--json", "--out", tmp_path / "probe.json", env={"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [r["run"] for r in rows] == ["simclr", "random init"]
+    for row in rows:
+        assert row["tower"] == "image" and row["model"] == "tiny"
+        for label in ("shape", "color"):
+            assert 0.0 <= row[label] <= 1.0 and 0.0 < row[f"{label}_chance"] < 1.0
+    saved = json.loads((tmp_path / "probe.json").read_text())
+    assert saved["rows"] == rows and saved["provenance"]["config"]["n"] == 120
+
+
+def test_probe_rows_match_a_direct_probe(simclr_run):
+    """The table's number is the held-out accuracy of a probe on the tower's features, same split."""
+    from clipgeo.train.compare import EVAL_SEED, build_objective, load_run
+    from clipgeo.train.probe import tower_features
+
+    rows = probe_runs([simclr_run], labels=["size"], n=100, baseline=False)
+    objective = build_objective(load_run(simclr_run))
+    source = CaptionedShapes(100, seed=EVAL_SEED + 1)
+    features = tower_features(objective.model, source, "image", preprocess=objective.ctx.loaded.preprocess_val,
+                              tokenizer=objective.ctx.loaded.tokenizer)  # fmt: skip
+    direct = linear_probe(features, shape_labels(source, "size"), seed=EVAL_SEED + 1)
+    assert rows[0]["size"] == direct.accuracy and rows[0]["size_chance"] == direct.chance
+
+
+def test_baseline_model_without_runs():
+    rows = probe_runs([], labels=["color"], n=60, baseline_model="tiny", tower="text")
+    assert [(r["run"], r["tower"]) for r in rows] == [("random init", "text")]
+    with pytest.raises(InputError, match="nothing to probe"):
+        probe_runs([], baseline=True)
+
+
+def test_probe_cli_clean_error(tmp_path):
+    assert_clean_error(run_cli("probe", "--baseline-model", "tiny", "--tower", "audio"), "--tower")

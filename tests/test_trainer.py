@@ -324,3 +324,35 @@ def test_torchrun_two_processes_match_one(tmp_path):
     frame_two = pd.read_csv(tmp_path / "two" / "metrics.csv")
     assert frame_one["step"].tolist() == frame_two["step"].tolist()
     np.testing.assert_allclose(frame_two["loss"].iloc[1:], frame_one["loss"].iloc[1:], rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_cli_trains_on_an_image_folder(tmp_path):
+    CaptionedShapes(40, seed=5).write(tmp_path / "data")
+    out = tmp_path / "run"
+    proc = run_cli("train", "--images", tmp_path / "data" / "images", "--captions", tmp_path / "data" / "captions.csv",
+                   "--epochs", 1, "--batch-size", 8, "--heldout", 8, "--out", out, "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["config"]["data"]["source"] == "folder" and meta["config"]["data"]["pairs"] == 40
+    assert meta["resolved"]["num_train"] == 32
+    assert len(pd.read_csv(out / "metrics.csv")) == 2  # step 0 and the end of the epoch
+
+
+@pytest.mark.slow
+def test_cli_trains_on_real_coco_images(tmp_path, realdata):
+    coco = realdata / "coco_mini"
+    out = tmp_path / "run"
+    proc = run_cli("train", "--coco-captions", coco / "annotations" / "captions_val2017.json", "--coco-images",
+                   coco / "val2017", "--epochs", 1, "--batch-size", 32, "--heldout", 40, "--out", out, "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["config"]["data"]["pairs"] == 79 * 5  # the 20 images without captions are not pairs
+    assert meta["resolved"]["num_train"] == 79 * 5 - 40
+
+
+def test_cli_data_option_errors(tmp_path):
+    assert_clean_error(run_cli("train", "--shapes", 10, "--images", tmp_path, "--captions", tmp_path / "c.csv",
+                               "--out", tmp_path / "a"), "one data source")  # fmt: skip
+    assert_clean_error(run_cli("train", "--captions", tmp_path / "c.csv", "--out", tmp_path / "b"), "--images")
+    assert_clean_error(run_cli("train", "--coco-captions", tmp_path / "c.json", "--out", tmp_path / "c"), "--coco-images")

@@ -33,14 +33,29 @@ def check_alphas(alphas: object) -> np.ndarray:
 
 
 def _logsumexp_both(s: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise and column-wise logsumexp of a (B, B) logit matrix with ``|s| <= 1/τ``."""
+    """Row-wise and column-wise logsumexp of a (B, B) logit matrix with ``|s| <= 1/τ``; ``s`` is overwritten."""
     if 2.0 / temperature < _CONSTANT_SHIFT_LIMIT:
         c = 1.0 / temperature  # every logit lies in [-c, c]: exp(s - c) in [e^{-2c}, 1], no overflow/underflow
-        e = np.exp(s - c)
-        return c + np.log(e.sum(axis=1)), c + np.log(e.sum(axis=0))
+        s -= c
+        np.exp(s, out=s)
+        return c + np.log(s.sum(axis=1)), c + np.log(s.sum(axis=0))
     from scipy.special import logsumexp
 
     return logsumexp(s, axis=1), logsumexp(s, axis=0)
+
+
+def _shifted_conformity(x: np.ndarray, m: np.ndarray, alpha: float, sq: np.ndarray, xm: np.ndarray, mm: float) -> np.ndarray:
+    """Exact conformity of the rows ``u_i = (x_i - α m) / ||x_i - α m||`` without forming them.
+
+    With ``w_i = 1 / ||x_i - α m||`` the sum of the unit rows is ``s = Xᵀw - α m sum(w)``, and
+    ``u_j · s = w_j (x_j · s - α m · s)``; conformity is ``(u_j · s - 1) / (n - 1)`` (zero rows: 0
+    and left out of ``s``).  Two matrix-vector products instead of an (n, d) temporary.
+    """
+    norm = np.sqrt(np.maximum(sq - 2 * alpha * xm + alpha * alpha * mm, 0.0))  # ||x_i - α m||, (n,)
+    w = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)
+    total = x.T @ w - alpha * w.sum() * m  # sum of the unit rows, (d,)
+    dots = w * (x @ total - alpha * float(m @ total))
+    return (dots - (norm > 0)) / (len(x) - 1)
 
 
 def _histogram_kl(p_values: np.ndarray, q_values: np.ndarray, edges: np.ndarray, pseudo_count: float) -> float:
@@ -163,8 +178,8 @@ def centroid_shift(
     number of negatives; ``rows_used`` says how many pairs took part.
 
     ``conformity_kl`` compares the exact conformity of all shifted image rows
-    with that of all text rows (computed with the O(n d) identity of
-    :func:`clipgeo.analyzers.conformity.mean_conformity`): both are binned on
+    (computed exactly in O(n d) per α through the sum of the unit rows) with
+    that of all text rows (:func:`clipgeo.analyzers.mean_conformity`): both are binned on
     one grid of ``kl_bins`` equal bins spanning every value at every α (so the
     KL is comparable across α), each bin gets ``kl_pseudo_count`` extra counts
     (additive smoothing, so empty bins stay finite), and
@@ -195,12 +210,14 @@ def centroid_shift(
     for start in range(0, used, bsz):
         rows = slice(start, start + bsz)
         g = a[rows] @ t[rows].T  # (B, B): x_i · t_j
+        s = np.empty_like(g)  # (B, B) logits, reused for every α
         for i, al in enumerate(alpha):
             norm = np.sqrt(np.maximum(sq[rows] - 2 * al * xm[rows] + al * al * mm, 0.0))  # ||x_i - α m||
             scale = np.divide(1.0 / temperature, norm, out=np.zeros_like(norm), where=norm > 0)
-            s = (g - al * tm[rows][None, :]) * scale[:, None]  # (B, B) logits
-            lse_rows, lse_cols = _logsumexp_both(s, temperature)
+            np.subtract(g, al * tm[rows][None, :], out=s)
+            s *= scale[:, None]  # S_ij = cos(x_i - α m, t_j) / τ
             align[i] += -np.trace(s) / bsz
+            lse_rows, lse_cols = _logsumexp_both(s, temperature)
             unif[i] += 0.5 * (lse_rows.mean() + lse_cols.mean())
     align /= n_batches
     unif /= n_batches
@@ -208,7 +225,7 @@ def centroid_shift(
     text_conf = mean_conformity(t)
     image_conf = np.empty((k, n))
     for i, al in enumerate(alpha):
-        image_conf[i] = mean_conformity(unit_rows(a - al * m))
+        image_conf[i] = _shifted_conformity(a, m, al, sq, xm, mm)
     lo = min(float(image_conf.min()), float(text_conf.min()))
     hi = max(float(image_conf.max()), float(text_conf.max()))
     if hi <= lo:
@@ -235,17 +252,17 @@ def centroid_shift(
 
 
 def _uniformity(u: np.ndarray, t: float, chunk_rows: int = 1024) -> float:
-    """``log mean_{i<j} exp(-t ||u_i - u_j||²)`` over all distinct pairs, in row chunks."""
+    """``log mean_{i<j} exp(-t ||u_i - u_j||²)`` over all distinct pairs, by blocks of the upper triangle."""
     n = len(u)
     sq = np.einsum("ij,ij->i", u, u)
-    total = 0.0
+    total = 0.0  # sum over unordered pairs i < j
     for start in range(0, n, chunk_rows):
         stop = min(start + chunk_rows, n)
-        d2 = np.maximum(sq[start:stop, None] + sq[None, :] - 2 * (u[start:stop] @ u.T), 0.0)  # (rows, n)
-        local = np.arange(stop - start)
-        d2[local, start + local] = np.inf  # leave out i == j
-        total += float(np.exp(-t * d2).sum())
-    return float(np.log(total / (n * (n - 1))))  # ordered pairs: each unordered pair twice
+        d2 = np.maximum(sq[start:stop, None] + sq[None, start:] - 2 * (u[start:stop] @ u[start:].T), 0.0)  # (r, n - start)
+        kernel = np.exp(-t * d2)
+        own = kernel[:, : stop - start]
+        total += 0.5 * float(own.sum() - np.trace(own)) + float(kernel[:, stop - start :].sum())
+    return float(np.log(total / (n * (n - 1) / 2)))
 
 
 @dataclass(frozen=True, repr=False)

@@ -2,8 +2,8 @@
 
 Exact conformity is ``C(x_j) = 1/(N-1) · sum_{k != j} cos(x_j, x_k)``.  Summed
 directly it is an O(N² d) job: :func:`pairwise_conformity` does it in row
-chunks of float32 matrix products (never an N × N matrix), accumulating the row
-sums in float64.  Because the cosine is linear in each unit vector, the same
+chunks of float32 matrix products over the upper block triangle (never an
+N × N matrix), accumulating the sums in float64.  Because the cosine is linear in each unit vector, the same
 numbers also follow in O(N d) from the sum of the unit rows ``s = sum_k u_k``:
 ``C(x_j) = (u_j · s - ||u_j||²) / (N - 1)`` (:func:`mean_conformity`); the
 tests check that both agree.
@@ -33,7 +33,7 @@ def pairwise_conformity(u: np.ndarray, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
     u : ndarray of shape (n, d)
         Unit rows (n >= 2).
     chunk_bytes : int
-        Size of one float32 block of cosines (rows × n); the peak extra memory.
+        Size of one float32 block of cosines (at most rows × n); the peak extra memory.
 
     Returns
     -------
@@ -42,20 +42,25 @@ def pairwise_conformity(u: np.ndarray, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
 
     Notes
     -----
-    Each block ``u[rows] @ u.T`` is a float32 GEMM (the cost: 2 n² d flops in
-    all); its row sums are accumulated in float64 and the block's own diagonal
-    (the self-cosines as computed) is subtracted, so rounding stays ~1e-7.
+    The cosine matrix is symmetric, so only its upper block triangle is
+    formed: row block ``I`` (r rows) is multiplied with the rows from ``I``
+    onwards, ``G = u[I] @ u[I_start:].T`` (a float32 GEMM); its row sums go to
+    the rows of ``I`` and its column sums beyond ``I`` to the later rows.  That
+    is about ``n² d`` flops -- half of the full product's ``2 n² d``.  Sums are
+    accumulated in float64 and each block's own diagonal (the self-cosines as
+    computed) is subtracted, so rounding stays ~1e-7.
     """
     n = len(u)
     u32 = np.ascontiguousarray(u, dtype=np.float32)
     rows = int(max(1, min(n, chunk_bytes // (4 * n))))
-    out = np.empty(n, dtype=np.float64)
+    out = np.zeros(n, dtype=np.float64)
     for start in range(0, n, rows):
         stop = min(start + rows, n)
-        block = u32[start:stop] @ u32.T  # (rows, n) cosines
+        block = u32[start:stop] @ u32[start:].T  # (r, n - start): rows of I against rows >= start
         local = np.arange(stop - start)
-        self_cos = block[local, start + local].astype(np.float64)
-        out[start:stop] = block.sum(axis=1, dtype=np.float64) - self_cos
+        out[start:stop] += block.sum(axis=1, dtype=np.float64) - block[local, local].astype(np.float64)
+        if stop < n:
+            out[stop:] += block[:, stop - start :].sum(axis=0, dtype=np.float64)
         del block
     return out / (n - 1)
 

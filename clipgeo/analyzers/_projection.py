@@ -64,7 +64,10 @@ def pca_projection(img: object | None, txt: object | None, n_components: int = 2
     d = arrays[0].shape[1]
     pooled_n = sum(len(x) for x in arrays)
     center = sum(x.sum(axis=0) for x in arrays) / max(pooled_n, 1)
-    scatter = sum((x - center).T @ (x - center) for x in arrays)  # (d, d)
+    scatter = np.zeros((d, d))
+    for x in arrays:
+        xc = x - center
+        scatter += xc.T @ xc  # (d, d); numpy uses the symmetric rank-k update for xᵀx
     values, vectors = np.linalg.eigh(scatter)
     order = np.argsort(values)[::-1][: min(n_components, d)]
     comps = vectors[:, order].T  # (k, d)

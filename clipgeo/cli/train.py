@@ -15,6 +15,15 @@ from ._app import app
 def train_command(
     out: Path = typer.Option(..., "--out", help="RUN_DIR: checkpoint.pt, model.safetensors, metrics.csv, curves.png, config.json."),
     shapes: Optional[int] = typer.Option(None, "--shapes", help="Train on N built-in captioned shapes (deterministic by --seed)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of images (with --captions: CSV/TSV/JSONL file_name,caption)."),
+    captions: Optional[Path] = typer.Option(None, "--captions", help="Captions table for --images."),
+    coco_captions: Optional[Path] = typer.Option(None, "--coco-captions", help="COCO captions json (with --coco-images)."),
+    coco_images: Optional[Path] = typer.Option(None, "--coco-images", help="Image folder of --coco-captions."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Hugging Face dataset id or local parquet/json/csv/folder."),
+    split: str = typer.Option("train", "--split", help="Split of --dataset."),
+    image_column: Optional[str] = typer.Option(None, "--image-column", help="Image column of --dataset."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="Caption column of --dataset."),
+    captions_per_image: str = typer.Option("all", "--captions-per-image", help="all: one pair per caption; first: one per image."),
     model: str = typer.Option("tiny", "--model", help="open_clip architecture, or 'tiny' (CPU-sized)."),
     pretrained: str = typer.Option("none", "--pretrained", help="open_clip pretrained tag to fine-tune, or 'none' (random init)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Initial weights from a local state dict / .safetensors."),
@@ -40,7 +49,11 @@ def train_command(
     """Train an open_clip model on paired data; writes checkpoints, metrics.csv and curves.png into --out."""
     from ..train.trainer import TrainConfig, train
 
-    source, data = _source(shapes, seed)
+    source, data = _source(
+        shapes=shapes, images=images, captions=captions, coco_captions=coco_captions, coco_images=coco_images,
+        dataset=dataset, split=split, image_column=image_column, text_column=text_column,
+        captions_per_image=captions_per_image, seed=seed,
+    )  # fmt: skip
     config = TrainConfig(
         out=str(out),
         model=model,
@@ -86,12 +99,43 @@ def train_command(
         )
 
 
-def _source(shapes: Optional[int], seed: int):
-    """The sample source chosen by the data options, and its description for provenance."""
-    if shapes is None:
-        raise InputError("no training data given; pass --shapes N for the built-in captioned shapes")
-    from ..data.shapes import CaptionedShapes
+def _source(*, shapes, images, captions, coco_captions, coco_images, dataset, split, image_column, text_column,
+            captions_per_image, seed):
+    """The (image, caption) pairs chosen by the data options, and their description for provenance."""
+    chosen = [name for name, given in (("--shapes", shapes is not None), ("--images", images is not None),
+                                       ("--coco-captions", coco_captions is not None or coco_images is not None),
+                                       ("--dataset", dataset is not None)) if given]  # fmt: skip
+    if not chosen:
+        raise InputError(
+            "no training data given; pass --shapes N (built-in captioned shapes), --images DIR --captions FILE, "
+            "--coco-captions FILE --coco-images DIR, or --dataset ID"
+        )
+    if len(chosen) > 1:
+        raise InputError(f"give one data source, not {' and '.join(chosen)}")
+    if captions is not None and images is None:
+        raise InputError("--captions needs --images DIR (the folder its file_name column points into)")
+    if shapes is not None:
+        from ..data.shapes import CaptionedShapes
 
-    if shapes < 1:
-        raise InputError(f"--shapes must be at least 1, got {shapes}; e.g. --shapes 5000")
-    return CaptionedShapes(shapes, seed=seed), {"source": "shapes", "n": shapes, "seed": seed}
+        if shapes < 1:
+            raise InputError(f"--shapes must be at least 1, got {shapes}; e.g. --shapes 5000")
+        return CaptionedShapes(shapes, seed=seed), {"source": "shapes", "n": shapes, "seed": seed}
+
+    from .. import data as sources
+
+    if images is not None:
+        if captions is None:
+            raise InputError("--images needs --captions FILE (a CSV/TSV/JSONL with file_name,caption) to train on pairs")
+        source = sources.folder(images, captions, captions_per_image=captions_per_image)
+    elif dataset is not None:
+        source = sources.hf_dataset(dataset, split=split, image_column=image_column, text_column=text_column,
+                                    captions_per_image=captions_per_image)  # fmt: skip
+    elif coco_captions is None or coco_images is None:
+        raise InputError("COCO data needs both --coco-captions FILE and --coco-images DIR")
+    else:
+        source = sources.coco(coco_captions, coco_images, captions_per_image=captions_per_image)
+    pairs = source.pairs()
+    if len(pairs) == 0:
+        raise InputError(f"{source.description} holds no image-caption pairs to train on; check the captions file")
+    return pairs, {"source": source.kind, "description": source.description, "fingerprint": source.fingerprint,
+                   "pairs": len(pairs), "captions_per_image": captions_per_image}  # fmt: skip

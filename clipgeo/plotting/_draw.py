@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import textwrap
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ._registry import FigureInput, FigureSkipped
-from ._style import CAPTION_HEIGHT, MODALITY_COLORS, WIDTH
+from ._style import CAPTION_HEIGHT, LEGEND_HEIGHT, MODALITY_COLORS, WIDTH
 
 MODALITIES = ("image", "text")
 #: most points a scatter plot draws per series (a seeded random subset beyond)
@@ -26,6 +27,7 @@ def new_figure(
     height: float = 3.2,
     width: float = WIDTH,
     notes: Iterable[str] = (),
+    legend_strip: int = 0,
     **subplot_kw: Any,
 ):
     """A styled figure with a bold title and a caption naming the model and the data.
@@ -41,6 +43,8 @@ def new_figure(
         Size of the plotting area in inches (the caption strip is added below).
     notes : iterable of str
         Extra caption lines (e.g. "rows are unit-norm: raw norms are degenerate").
+    legend_strip : int
+        Rows of a legend shared by all panels (:func:`figure_legend`), in a strip above the caption.
 
     Returns
     -------
@@ -57,9 +61,12 @@ def new_figure(
     lines = [_wrap_parts(caption, chars), *(textwrap.fill(f"Note: {n}", chars) for n in notes)]
     n_lines = sum(line.count("\n") + 1 for line in lines)
     strip = CAPTION_HEIGHT + 0.15 * (n_lines - 1)
-    total = height + strip
+    legend = LEGEND_HEIGHT * (1 + 0.6 * (int(legend_strip) - 1)) if legend_strip else 0.0
+    total = height + strip + legend
     fig = Figure(figsize=(width, total), layout="constrained")
-    fig.get_layout_engine().set(rect=(0.0, strip / total, 1.0, 1.0 - strip / total))
+    bottom = (strip + legend) / total
+    fig.get_layout_engine().set(rect=(0.0, bottom, 1.0, 1.0 - bottom))
+    fig.clipgeo_legend_y = (strip + 0.05) / total  # where figure_legend puts a shared legend
     axes = fig.subplots(nrows, ncols, squeeze=False, **subplot_kw)
     fig.suptitle(title)
     fig.text(0.5, 0.3 * CAPTION_HEIGHT / total, "\n".join(lines), ha="center", va="bottom", fontsize=7.5, color="#444444")
@@ -78,8 +85,14 @@ def _wrap_parts(text: str, chars: int, sep: str = "  ·  ") -> str:
     return "\n".join(textwrap.fill(line, chars) for line in lines)
 
 
-def shared_edges(arrays: Sequence[np.ndarray], bins: int = BINS, *, log: bool = False) -> np.ndarray:
-    """Bin edges spanning every value of every array (log-spaced when ``log`` and all values are positive)."""
+def shared_edges(arrays: Sequence[np.ndarray], bins: int | None = None, *, log: bool = False) -> np.ndarray:
+    """Bin edges spanning every value of every array (log-spaced when ``log`` and all values are positive).
+
+    ``bins`` defaults to ``1.5 sqrt(n)`` for the largest array, between 10 and :data:`BINS`.
+    """
+    if bins is None:
+        largest = max((np.size(a) for a in arrays), default=0)
+        bins = int(np.clip(round(1.5 * np.sqrt(largest)), 10, BINS))
     values = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
     values = values[np.isfinite(values)]
     if len(values) == 0:
@@ -139,12 +152,13 @@ def skip_reason(inp: FigureInput, name: str) -> str:
     return f"{name} is not in the results"
 
 
-def need_both(inp: FigureInput, name: str) -> None:
-    """FigureSkipped unless the store has image and text rows."""
+def need_both(inp: FigureInput) -> None:
+    """FigureSkipped unless the results cover at least 2 image rows and 2 text rows."""
     r = inp.report
     if r.n_image < 2 or r.n_text < 2:
-        have = "text" if r.n_text else "image" if r.n_image else "no"
-        raise FigureSkipped(f"needs image and text rows; the store has {have} rows only" if have != "no" else "needs image and text rows")
+        raise FigureSkipped(
+            f"needs image and text rows (at least 2 each); the store has {r.n_image} image and {r.n_text} text rows"
+        )
 
 
 def unit_norm_note(inp: FigureInput, modalities: Iterable[str], what: str) -> str:
@@ -153,6 +167,60 @@ def unit_norm_note(inp: FigureInput, modalities: Iterable[str], what: str) -> st
     if not unit:
         return ""
     return f"{' and '.join(unit)} rows are already unit-norm, so {what} are degenerate (store raw embeddings to measure them)"
+
+
+def figure_legend(fig, ax, ncols: int = 3) -> None:
+    """One legend for the whole figure in the strip reserved by ``new_figure(legend_strip=...)``.
+
+    ``ax`` is one Axes or a sequence of them; their entries are merged, duplicates dropped.
+    """
+    handles, labels = [], []
+    for one in ax if isinstance(ax, (list, tuple)) else [ax]:
+        for h, label in zip(*one.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    y = getattr(fig, "clipgeo_legend_y", 0.0)
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, y), ncols=ncols, fontsize=8)
+
+
+def compact_ticks(ax, axis: str = "x") -> None:
+    """At most 6 ticks, in scientific notation with an offset when the values span a tiny range."""
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    formatter = ScalarFormatter(useMathText=True)
+    formatter.set_powerlimits((-3, 4))
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(MaxNLocator(6))
+    target.set_major_formatter(formatter)
+
+
+def _plain(x: float, pos: int | None = None) -> str:
+    return f"{x:g}"
+
+
+def _plain_minor(x: float, pos: int | None = None) -> str:
+    mantissa = x / 10 ** np.floor(np.log10(x)) if x > 0 else 0
+    return f"{x:g}" if round(mantissa) in (2, 3, 5) else ""
+
+
+def log_axis(ax, axis: str = "x") -> None:
+    """A log scale labelled with plain numbers (0.6, 1, 20); minor ticks labelled too on short spans.
+
+    Call it after the data are drawn (the span decides the minor labels).
+    """
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    if axis == "x":
+        ax.set_xscale("log")
+        target, (lo, hi) = ax.xaxis, ax.get_xlim()
+    else:
+        ax.set_yscale("log")
+        target, (lo, hi) = ax.yaxis, ax.get_ylim()
+    target.set_major_formatter(FuncFormatter(_plain))
+    decades = np.log10(hi / lo) if lo > 0 and hi > lo else np.inf
+    minor = FuncFormatter(_plain) if decades < 0.8 else FuncFormatter(_plain_minor) if decades < 1.5 else NullFormatter()
+    target.set_minor_formatter(minor)
 
 
 def mark_vline(ax, x: float, color: str, label: str | None = None, style: str = "--") -> None:

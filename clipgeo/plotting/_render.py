@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ._registry import FIGURES, FigureInput, FigureSkipped, resolve_names
+from ._registry import FIGURES, FigureSkipped, resolve_names
 from ._source import load_source
 from ._style import DEFAULT_DPI, style
 

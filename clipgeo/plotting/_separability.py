@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import numpy as np
 
-from ._draw import MODALITIES, modality_hist, new_figure, scatter, shared_edges, skip_reason
+from ._draw import MODALITIES, figure_legend, modality_hist, need_both, new_figure, scatter, shared_edges, skip_reason
 from ._registry import FigureInput, FigureSkipped, register
 from ._style import MODALITY_COLORS, REFERENCE, SERIES
 
@@ -15,6 +16,7 @@ N_TOP = 6
 
 
 def _separability(inp: FigureInput):
+    need_both(inp)
     sep = inp.report.separability
     if sep is None:
         raise FigureSkipped(skip_reason(inp, "separability"))
@@ -32,14 +34,12 @@ def _values(inp: FigureInput, feature: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _feature_panel(ax, inp: FigureInput, sep: Any, k: int, *, legend: bool) -> dict[str, Any]:
+def _feature_panel(ax, inp: FigureInput, sep: Any, k: int) -> dict[str, Any]:
     values = _values(inp, k)
     hist = modality_hist(ax, values, shared_edges(list(values.values())))
     ax.axvline(sep.threshold[k], color=REFERENCE, linestyle="--", linewidth=1.0, label="best threshold")
     ax.set_title(f"feature {k}: {100 * sep.threshold_accuracy[k]:.1f} %, d' = {sep.dprime[k]:.2g}")
     ax.set_xlabel(f"x[{k}] (embedding units)")
-    if legend:
-        ax.legend(loc="upper left", fontsize=7)
     return {
         "feature": int(k),
         "rank": int(sep.rank[k]),
@@ -65,19 +65,26 @@ def separating_features(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     ncols = min(3, len(top))
     nrows = -(-len(top) // ncols)
     perfect = len(sep.separating_features(1.0))
+    if perfect:
+        title = f"Modality-label features: {perfect} feature(s) alone separate image from text perfectly"
+    else:
+        best = top[0]
+        title = f"Modality-label features: feature {best} alone separates {100 * sep.threshold_accuracy[best]:.1f} %"
     fig, axes, data = new_figure(
         inp,
-        f"Modality-label features: {perfect} feature(s) separate image from text alone",
+        title,
         nrows=nrows,
         ncols=ncols,
         height=2.5 * nrows,
+        legend_strip=1,
     )
     panels = []
     for i, k in enumerate(top):
         ax = axes.flat[i]
-        panels.append(_feature_panel(ax, inp, sep, k, legend=i == 0))
+        panels.append(_feature_panel(ax, inp, sep, k))
         if i % ncols == 0:
             ax.set_ylabel("rows")
+    figure_legend(fig, axes.flat[0])
     for ax in axes.flat[len(top) :]:
         ax.set_visible(False)
     data.update({"features": panels, "n_perfect": perfect, "accuracy": "balanced, in-sample, one threshold"})
@@ -99,11 +106,12 @@ def best_pair(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     v0, v1 = _values(inp, f0), _values(inp, f1)
     fig, axes, data = new_figure(
         inp,
-        f"Best feature pair ({f0}, {f1}): a line separates {100 * sep.best_pair_accuracy:.1f} % (balanced, in-sample)",
+        f"Best feature pair ({f0}, {f1}): one line separates {100 * sep.best_pair_accuracy:.1f} %",
         height=4.4,
-        width=6.4,
+        width=6.8,
     )
     ax = axes[0, 0]
+    ax.set_title("Fisher LDA line; balanced accuracy, in-sample")
     points = {}
     seed = int(inp.report.config.get("seed", 0))
     for m in MODALITIES:
@@ -146,37 +154,34 @@ def separability_ranking(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     ranking = np.asarray(sep.ranking, dtype=np.int64)
     acc = 100 * np.asarray(sep.threshold_accuracy, dtype=np.float64)[ranking]
     dprime = np.abs(np.asarray(sep.dprime, dtype=np.float64))[ranking]
+    from matplotlib.ticker import StrMethodFormatter
+
     ranks = np.arange(1, len(ranking) + 1)
     cv = sep.linear_cv_accuracy
     fig, axes, data = new_figure(inp, "Separability ranking: a few features carry the modality label", ncols=2)
     ax_acc, ax_d = axes[0]
     ax_acc.plot(ranks, acc, color=SERIES[0], marker="o", markersize=2.5, linewidth=1.0)
     ax_acc.axhline(50, color=REFERENCE, linestyle=":", linewidth=1.0, label="chance (50 %)")
-    ax_acc.axhline(100, color=SERIES[1], linestyle="--", linewidth=1.0, label="perfect (100 %)")
     if cv is not None:
         ax_acc.axhline(100 * cv, color=SERIES[2], linestyle="-.", linewidth=1.0, label=f"all features, 5-fold CV ({100 * cv:.1f} %)")
     shown = min(10, len(ranking))
-    for i in range(shown):
-        ax_acc.annotate(
-            str(int(ranking[i])),
-            (ranks[i], acc[i]),
-            textcoords="offset points",
-            xytext=(3, -9 - 7 * (i % 2)),
-            fontsize=6.5,
-            color="#333333",
-        )
+    top = ", ".join(str(int(k)) for k in ranking[:shown])
+    ax_acc.text(0.97, 0.86, textwrap.fill(f"top {shown} (0-based): {top}", 34), transform=ax_acc.transAxes,
+                ha="right", va="top", fontsize=7.5, bbox={"facecolor": "white", "edgecolor": "#bbbbbb", "pad": 3})  # fmt: skip
     ax_acc.set_xscale("log")
+    ax_acc.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
     ax_acc.set(xlabel="rank of the feature (1 = most separating)", ylabel="balanced accuracy, one threshold (%)")
-    ax_acc.set_title(f"top {shown} labelled with their 0-based index")
-    ax_acc.legend(loc="lower left")
+    ax_acc.set_title("single-feature accuracy by rank")
+    ax_acc.legend(loc="center left")
     ax_d.plot(ranks, dprime, color=SERIES[0], marker="o", markersize=2.5, linewidth=0, alpha=0.7)
     ax_d.set_xscale("log")
+    ax_d.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
     ax_d.set(xlabel="rank of the feature (1 = most separating)", ylabel="|d'| (pooled standard deviations)")
     ax_d.set_title("effect size of the same features")
     data.update(
         {
             "ranking": ranking,
-            "threshold_accuracy_by_rank": acc / 100,
+            "threshold_accuracy_by_rank": np.asarray(sep.threshold_accuracy, dtype=np.float64)[ranking],
             "abs_dprime_by_rank": dprime,
             "auc_by_rank": np.asarray(sep.auc, dtype=np.float64)[ranking],
             "linear_cv_accuracy": cv,
@@ -197,21 +202,22 @@ def first_features(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     ncols = min(5, n)
     nrows = -(-n // ncols)
     fig, axes, data = new_figure(
-        inp, "The first 10 features: most overlap, the modalities differ on a few", nrows=nrows, ncols=ncols, height=2.3 * nrows
+        inp, "The first 10 features, image vs text (title: single-threshold accuracy)", nrows=nrows, ncols=ncols,
+        height=2.3 * nrows,
+        legend_strip=1,
     )
     panels = []
     for k in range(n):
         ax = axes.flat[k]
         values = _values(inp, k)
-        hist = modality_hist(ax, values, shared_edges(list(values.values()), bins=30), label="{m}")
+        hist = modality_hist(ax, values, shared_edges(list(values.values()), bins=30))
         ax.set_title(f"feature {k}: {100 * sep.threshold_accuracy[k]:.0f} %", fontsize=8.5)
-        ax.set_xlabel(f"x[{k}]", fontsize=8)
+        ax.set_xlabel(f"x[{k}] (emb. units)", fontsize=8)
         if k % ncols == 0:
             ax.set_ylabel("rows")
-        if k == 0:
-            ax.legend(loc="upper left", fontsize=7)
         panels.append({"feature": k, "threshold_accuracy": float(sep.threshold_accuracy[k]), **hist})
     for ax in axes.flat[n:]:
         ax.set_visible(False)
+    figure_legend(fig, axes.flat[0])
     data.update({"features": panels, "units": "embedding units"})
     return fig, data

@@ -6,7 +6,18 @@ from typing import Any
 
 import numpy as np
 
-from ._draw import hist, mark_vline, modality_hist, new_figure, per_modality, shared_edges, unit_norm_note
+from ._draw import (
+    compact_ticks,
+    figure_legend,
+    hist,
+    log_axis,
+    mark_vline,
+    modality_hist,
+    new_figure,
+    per_modality,
+    shared_edges,
+    unit_norm_note,
+)
 from ._registry import FigureInput, FigureSkipped, register
 from ._style import DIVERGING_CMAP, MODALITY_COLORS, REFERENCE
 
@@ -20,13 +31,13 @@ def norms(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     shells = per_modality(inp, "thin_shell")
     note = unit_norm_note(inp, shells, "the uncentred norms (all 1)")
     fig, axes, data = new_figure(
-        inp, "Thin shell: centred norms concentrate at sqrt(tr C)", ncols=2, notes=[note]
+        inp, "Thin shell: centred norms concentrate at sqrt(tr C)", ncols=2, notes=[note], legend_strip=1
     )
     ax_raw, ax_c = axes[0]
     raw = modality_hist(ax_raw, {m: r.norms for m, r in shells.items()}, shared_edges([r.norms for r in shells.values()]))
     ax_raw.set(xlabel="||x|| (embedding units)", ylabel="rows")
     ax_raw.set_title("norm of the raw rows")
-    ax_raw.legend(loc="upper left")
+    compact_ticks(ax_raw)
     centred = modality_hist(
         ax_c,
         {m: r.centered_norms for m, r in shells.items()},
@@ -44,7 +55,8 @@ def norms(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         }  # fmt: skip
     ax_c.set(xlabel="||x − m|| (embedding units)", ylabel="rows")
     ax_c.set_title("centred norm; dashed: sqrt(tr C)")
-    ax_c.legend(loc="upper left")
+    compact_ticks(ax_c)
+    figure_legend(fig, ax_c, ncols=4)
     data.update({"norm": raw, "centered_norm": centred, "stats": stats})
     return fig, data
 
@@ -63,14 +75,14 @@ def feature_variance(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     positive = all((v > 0).all() for v in values.values())
     edges = shared_edges(list(values.values()), log=positive)
     fig, axes, data = new_figure(
-        inp, "Per-feature variances are long-tailed", height=3.4, width=6.6, notes=[note]
+        inp, "Per-feature variances C_kk (paper: long-tailed)", height=3.4, width=6.6, notes=[note]
     )
     ax = axes[0, 0]
     hists = modality_hist(ax, values, edges, label="{m} (d = {n})")
     for m, r in shells.items():
         mark_vline(ax, r.mean_feature_variance, MODALITY_COLORS[m], label=f"mean {m} = {r.mean_feature_variance:.3g}")
     if positive:
-        ax.set_xscale("log")
+        log_axis(ax)
     ax.set(xlabel="variance of feature k, C_kk (embedding units²)", ylabel="features")
     ax.legend(loc="upper right")
     data.update(
@@ -96,11 +108,11 @@ def mahalanobis_shell(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         inp,
         "Ellipsoidal shell: Mahalanobis distances vs Euclidean centred norms",
         ncols=len(shells),
-        width=4.2 * len(shells),
+        width=max(4.2 * len(shells), 6.4),
         notes=[note],
     )
     out = {}
-    for ax, (m, r) in zip(axes[0], shells.items()):
+    for ax, (m, r) in zip(axes[0], shells.items(), strict=False):
         d_m = np.asarray(r.distances, dtype=np.float64)
         d_e = np.asarray(r.centered_norms, dtype=np.float64)
         rel_m, rel_e = d_m / r.mean, d_e / r.euclidean_mean
@@ -110,7 +122,7 @@ def mahalanobis_shell(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         verdict = "thinner" if r.thinner_than_euclidean else "not thinner"
         ax.set_title(f"{m}: ellipsoidal shell is {verdict}")
         ax.set(xlabel="distance / its mean (dimensionless)", ylabel="rows")
-        ax.legend(loc="upper left", fontsize=7)
+        ax.legend(loc="upper right", fontsize=7)
         out[m] = {
             "edges": edges,
             "counts_mahalanobis": c_m,
@@ -132,18 +144,23 @@ def off_diagonal_dominance(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     values = {m: np.asarray(r.per_feature, dtype=np.float64) for m, r in results.items()}
     finite = {m: v[np.isfinite(v)] for m, v in values.items()}
     positive = all(len(v) and (v > 0).all() for v in finite.values())
-    edges = shared_edges([*finite.values(), np.array([1.0])], log=positive)
-    fig, axes, data = new_figure(inp, "Tilted ellipsoids: covariance rows dominated by the off-diagonal", height=3.4, width=6.6)
+    edges = shared_edges(list(finite.values()), log=positive)
+    fig, axes, data = new_figure(
+        inp, "Tilted ellipsoids: off-diagonal dominance of the covariance rows", height=3.4, width=7.0, legend_strip=2
+    )
     ax = axes[0, 0]
     hists = modality_hist(ax, finite, edges, label="{m} (d = {n})")
-    ax.axvline(1.0, color=REFERENCE, linestyle="--", linewidth=1.2, label="odd = 1")
+    ax.axvline(1.0, color=REFERENCE, linestyle="--", linewidth=1.2, label="odd = 1 (above: tilted)")
     for m, r in results.items():
         ax.axvline(r.median, color=MODALITY_COLORS[m], linestyle=":", linewidth=1.3,
                    label=f"median {m} {r.median:.3g}; {100 * r.fraction_above_1:.0f} % > 1")  # fmt: skip
     if positive:
-        ax.set_xscale("log")
+        log_axis(ax)
+    lo, hi = float(edges[0]), float(edges[-1])
+    span = (hi / lo) ** 0.05 if positive else 0.05 * (hi - lo)
+    ax.set_xlim(min(lo, 1.0) / span if positive else min(lo, 1.0) - span, max(hi, 1.0) * span if positive else max(hi, 1.0) + span)
     ax.set(xlabel="odd_k = Σ_j≠k |C_kj| / |C_kk| (dimensionless)", ylabel="features")
-    ax.legend(loc="upper left")
+    figure_legend(fig, ax, ncols=3)
     data.update(
         {
             **hists,
@@ -169,16 +186,15 @@ def covariance(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     limit = float(np.percentile(np.abs(np.concatenate([c.ravel() for c in mats.values()])), 99)) or 1.0
     fig, axes, data = new_figure(
         inp,
-        "Covariance matrices: strong off-diagonal structure",
+        "Covariance matrices C (ddof = 1): how tilted the ellipsoids are",
         ncols=len(mats),
-        width=3.9 * len(mats) + 0.8,
+        width=max(3.9 * len(mats) + 0.8, 6.0),
         height=3.8,
     )
     image = None
-    for ax, (m, c) in zip(axes[0], mats.items()):
+    for ax, (m, c) in zip(axes[0], mats.items(), strict=False):
         d = len(c)
-        image = ax.imshow(c, cmap=DIVERGING_CMAP, vmin=-limit, vmax=limit, interpolation="nearest",
-                          extent=(-0.5, d - 0.5, d - 0.5, -0.5))  # fmt: skip
+        image = ax.imshow(c, cmap=DIVERGING_CMAP, vmin=-limit, vmax=limit, extent=(-0.5, d - 0.5, d - 0.5, -0.5))
         ax.set_title(f"{m} covariance ({d} × {d})", color=MODALITY_COLORS[m])
         ax.set(xlabel="feature j", ylabel="feature k")
         ax.grid(False)

@@ -8,8 +8,8 @@ the colour-blind-safe ``RdBu_r`` (diverging) and ``cividis`` (sequential).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 #: Okabe & Ito (2008) palette, safe for the common colour-vision deficiencies
 OKABE_ITO = {
@@ -40,6 +40,8 @@ DEFAULT_DPI = 150
 WIDTH = 8.0
 #: height of the caption strip under every figure, inches
 CAPTION_HEIGHT = 0.32
+#: height of the strip holding a legend shared by all panels, inches
+LEGEND_HEIGHT = 0.3
 
 RC = {
     "font.family": "DejaVu Sans",

@@ -1,8 +1,9 @@
 """Training data: the held-out split, datasets of tensors, and a resumable epoch sampler.
 
 A *sample source* is any sequence whose item ``i`` is ``(image, caption)``:
-``image`` a ``PIL.Image`` (or a path to one) and ``caption`` a string, e.g.
-:class:`clipgeo.data.shapes.CaptionedShapes`.  It may carry ``captions``
+``image`` a ``PIL.Image``, a path or encoded bytes, and ``caption`` a string,
+e.g. :class:`clipgeo.data.shapes.CaptionedShapes` or the ``pairs()`` view of a
+:class:`clipgeo.data.CaptionedSource` (COCO, folder + captions, HF datasets).  It may carry ``captions``
 (list of str, avoids decoding images to read them) and ``labels`` (int array,
 one class per sample) attributes.
 
@@ -30,13 +31,24 @@ __all__ = ["EpochSampler", "PairDataset", "ViewsDataset", "collate", "load_rgb",
 
 
 def load_rgb(image: Any):
-    """A ``PIL.Image`` in RGB from an image or a path."""
+    """A ``PIL.Image`` in RGB from an image, a path or encoded bytes (:func:`clipgeo.data.load_image`).
+
+    Raises
+    ------
+    InputError
+        The image cannot be decoded (a training set must not hold such files).
+    """
     from PIL import Image
 
-    if isinstance(image, (str, Path)):
-        with Image.open(image) as handle:
-            return handle.convert("RGB")
-    return image.convert("RGB") if image.mode != "RGB" else image
+    if isinstance(image, Image.Image) and image.mode == "RGB":
+        return image
+    from ..data.images import load_image
+
+    decoded, reason = load_image(image)
+    if decoded is None:
+        where = str(image) if isinstance(image, (str, Path)) else f"<{type(image).__name__}>"
+        raise InputError(f"training image {where} cannot be used ({reason}); remove it from the training data")
+    return decoded
 
 
 def _labels(source: Sequence) -> np.ndarray | None:

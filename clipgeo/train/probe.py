@@ -235,3 +235,136 @@ def frozen_features(
     if not out:
         raise InputError("no inputs to encode; give at least one sample")
     return np.concatenate(out)
+
+
+def tower_features(model: Any, source: Any, tower: str, *, preprocess: Callable, tokenizer: Callable,
+                   batch_size: int = 256, device: str = "cpu") -> np.ndarray:  # fmt: skip
+    """Raw features of a sample source from one tower of an open_clip model.
+
+    Parameters
+    ----------
+    model : open_clip CLIP
+    source : sequence of (image, caption)
+    tower : {"image", "text"}
+        Images through ``preprocess`` and ``encode_image``, or captions through
+        ``tokenizer`` and ``encode_text`` (both un-normalised).
+    preprocess, tokenizer : the model's evaluation transform and tokenizer
+
+    Returns
+    -------
+    ndarray of shape (len(source), d), float64.
+    """
+    from .data import load_rgb
+
+    if tower == "image":
+        inputs = [preprocess(load_rgb(source[i][0])) for i in range(len(source))]
+        return frozen_features(lambda x: model.encode_image(x, normalize=False), inputs, batch_size=batch_size, device=device)
+    if tower == "text":
+        captions = getattr(source, "captions", None) or [source[i][1] for i in range(len(source))]
+        tokens = tokenizer([str(c) for c in captions])  # (n, L)
+        return frozen_features(lambda t: model.encode_text(t, normalize=False), list(tokens), batch_size=batch_size,
+                               device=device)  # fmt: skip
+    raise InputError(f"unknown tower {tower!r}; use image or text")
+
+
+def probe_objective(objective: Any, source: Any, labels: Sequence[str] = ("shape", "color"), *, seed: int = 0,
+                    tower: str | None = None) -> dict[str, ProbeResult]:  # fmt: skip
+    """Linear-probe accuracy of the tower an objective trains, on labels of captioned shapes.
+
+    Parameters
+    ----------
+    objective : clipgeo.train.trainer.Objective
+        Built with the weights to evaluate (see :func:`clipgeo.train.compare.build_objective`).
+    source : CaptionedShapes
+        Evaluation shapes (not trained on).
+    labels : sequence of str
+    seed : int
+        Seed of the train/test split of the probe.
+    tower : {"image", "text"}, optional
+        Default: the objective's own tower (text for SimCSE, else image).
+
+    Returns
+    -------
+    dict label -> ProbeResult
+    """
+    from .compare import tower_of
+
+    loaded = objective.ctx.loaded
+    tower = tower or tower_of(objective)
+    features = tower_features(objective.model, source, tower, preprocess=loaded.preprocess_val,
+                              tokenizer=loaded.tokenizer, device=str(objective.ctx.device))  # fmt: skip
+    return {name: linear_probe(features, shape_labels(source, name), seed=seed) for name in labels}
+
+
+def probe_runs(
+    run_dirs: Sequence[Any],
+    *,
+    labels: Sequence[str] = ("shape", "color"),
+    n: int = 1000,
+    seed: int | None = None,
+    baseline: bool = True,
+    baseline_model: str | None = None,
+    tower: str | None = None,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """Linear-probe accuracy of trained runs (and a random-weights baseline) on fresh captioned shapes.
+
+    Parameters
+    ----------
+    run_dirs : sequence of paths
+        RUN_DIRs of ``clipgeo train``; may be empty when ``baseline_model`` is given.
+    labels : sequence of str
+        ``shape``, ``color``, ``size``, ``position``.
+    n : int
+        Shapes drawn for the probe (seed ``seed``; 75 % fit, 25 % held out).
+    seed : int, optional
+        Default: :data:`clipgeo.train.compare.EVAL_SEED` + 1 (no run trains on it by default).
+    baseline : bool
+        Add a row for each distinct architecture with random weights.
+    baseline_model : str, optional
+        Architecture of a baseline row even without runs.
+    tower : {"image", "text"}, optional
+        Default: the tower each objective trains.
+
+    Returns
+    -------
+    list of dict: ``run``, ``objective``, ``model``, ``tower`` and per label
+    ``<label>`` (held-out accuracy), ``<label>_chance``, ``<label>_train``.
+    """
+    from ..data.shapes import CaptionedShapes
+    from .compare import EVAL_SEED, build_objective, load_run, tower_of
+
+    for name in labels:
+        label_names(name)
+    if not run_dirs and not baseline_model:
+        raise InputError("nothing to probe; pass RUN_DIRs of clipgeo train, or --baseline-model NAME")
+    if n < 20:
+        raise InputError(f"the probe needs at least 20 samples, got {n}")
+    seed = EVAL_SEED + 1 if seed is None else int(seed)
+    source = CaptionedShapes(n, seed=seed)
+    rows: list[dict[str, Any]] = []
+    towers: list[tuple[str, str]] = []  # (model, tower) of the baseline rows
+
+    def row(label: str, objective_name: str, model: str, objective: Any, chosen: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"run": label, "objective": objective_name, "model": model, "tower": chosen}
+        for name, result in probe_objective(objective, source, labels, seed=seed, tower=chosen).items():
+            out[name] = result.accuracy
+            out[f"{name}_chance"] = result.chance
+            out[f"{name}_train"] = result.train_accuracy
+        return out
+
+    for run_dir in run_dirs:
+        run = load_run(run_dir)
+        objective = build_objective(run, device=device)
+        chosen = tower or tower_of(objective)
+        if (run.model, chosen) not in towers:
+            towers.append((run.model, chosen))
+        rows.append(row(run.path.name, run.objective, run.model, objective, chosen))
+    if baseline_model and (baseline_model, tower or "image") not in towers:
+        towers.append((baseline_model, tower or "image"))
+    if baseline or baseline_model:
+        for model, chosen in towers:
+            # the CLIP objective only wraps the randomly initialised model here
+            objective = build_objective(None, model=model, objective="clip", device=device)
+            rows.append(row("random init", "none", model, objective, chosen))
+    return rows

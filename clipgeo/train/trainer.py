@@ -87,6 +87,7 @@ import random
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -558,8 +559,6 @@ def train(
 
     # ---- model, objective, data (identical initialisation on every rank)
     _seed_all(config.seed)
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "random initialisation" is the point of --pretrained none
         loaded = load_model(config.model, config.pretrained, checkpoint=config.checkpoint, device=str(device))
