@@ -1,6 +1,6 @@
 """Analyzer benchmark: `clipgeo analyze` at scale, and exact conformity against its GEMM bound.
 
-    python benchmarks/bench_analyze.py [--rows 20000] [--dim 512] [--dir /tmp/clipgeo-bench-analyze]
+    python benchmarks/bench_analyze.py [--rows 20000] [--dim 512] [--dir /tmp/clipgeo-bench-analyze] [--threads N]
 
 1. Writes a synthetic double-ellipsoid store once (``--rows`` image + ``--rows``
    text rows × ``--dim``, float32, paired), then runs ``clipgeo analyze STORE
@@ -91,8 +91,8 @@ def write_store(root: Path, rows: int, dim: int) -> None:
     )
 
 
-def child(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+def child(code: str, *args: str, env: dict | None = None) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise SystemExit(f"benchmark child failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -104,7 +104,12 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--dir", default="/tmp/clipgeo-bench-analyze")
     parser.add_argument("--skip-naive", action="store_true", help="skip the N × N baseline (needs 4 N² bytes)")
+    parser.add_argument("--threads", type=int, default=None, help="BLAS/OpenMP threads of the children (default: library default)")
     args = parser.parse_args()
+    env = dict(os.environ)
+    if args.threads is not None:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(args.threads)
     n, d = args.rows, args.dim
     root = Path(args.dir) / f"store-{n}x{d}"
     if not (root / "manifest.json").exists():
@@ -114,12 +119,13 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
-    results: dict = {"rows": n, "dim": d, "load_average": os.getloadavg()}
+    print(f"BLAS threads: {args.threads if args.threads is not None else 'library default'}")
+    results: dict = {"rows": n, "dim": d, "threads": args.threads, "load_average": os.getloadavg()}
 
     # 1. the whole `clipgeo analyze`
     out_dir = Path(args.dir) / "report"
     cli = [sys.executable, "-m", "clipgeo", "analyze", str(root), "--out", str(out_dir)]
-    r = child(RSS_WRAPPER, *cli)
+    r = child(RSS_WRAPPER, *cli, env=env)
     if r["rc"] != 0:
         raise SystemExit(f"clipgeo analyze failed: {r['stderr']}")
     timings = json.loads((out_dir / "report.json").read_text())["timings"]
@@ -129,7 +135,7 @@ def main() -> None:
     print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(timings.items(), key=lambda kv: -kv[1])))
 
     # 2. exact conformity against the GEMM bound and the naive N × N way
-    gemm = child(CONFORMITY_CHILD, "gemm", str(n), str(d))
+    gemm = child(CONFORMITY_CHILD, "gemm", str(n), str(d), env=env)
     bound = 2 * n * n * d / (gemm["gflops"] * 1e9)
     results["gemm_gflops"] = gemm["gflops"]
     results["gemm_bound_s"] = bound
@@ -137,7 +143,7 @@ def main() -> None:
     print(f"  float32 GEMM rate measured now: {gemm['gflops']:.1f} GFLOP/s -> GEMM bound {bound:.2f} s")
     methods = ["clipgeo", "identity"] + ([] if args.skip_naive else ["naive"])
     for which in methods:
-        res = child(CONFORMITY_CHILD, which, str(n), str(d))
+        res = child(CONFORMITY_CHILD, which, str(n), str(d), env=env)
         results[which] = res
         print(
             f"  {which:<9} {res['seconds']:7.2f} s  ({res['seconds'] / bound:5.2f} × bound)  "

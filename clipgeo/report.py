@@ -541,6 +541,19 @@ def _f(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.4g}"
 
 
+def _signed(value: Any, digits: int = 4) -> str:
+    """``+ 0.12`` / ``− 0.12`` for the constant term of a fitted line."""
+    if value is None or not np.isfinite(float(value)):
+        return "+ n/a"
+    return ("− " if float(value) < 0 else "+ ") + _f(abs(float(value)), digits)
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    """A caption on one line, shortened to ``limit`` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _pct(value: Any) -> str:
     return "n/a" if value is None else f"{100 * float(value):.1f} %"
 
@@ -548,6 +561,10 @@ def _pct(value: Any) -> str:
 def _claims(report: Report, data: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     add = lines.append
+
+    def raw(m: str) -> str:
+        return " (degenerate: rows are unit-norm)" if report.unit_norm.get(m) else ""
+
     gap, sep = report.modality_gap, report.separability
     if gap is not None:
         add("### 1. Modality gap")
@@ -608,7 +625,7 @@ def _claims(report: Report, data: dict[str, Any]) -> list[str]:
                 f"(paper, ViT-B/32 images: mean² {_PAPER['shell_mean_sq']} vs variance {_PAPER['shell_var']})."
             )
         add(
-            f"- **Here, {m}**: thin shell: centred norm {_f(res.mean_centered_norm)} ± {_f(res.std_centered_norm, 2)} "
+            f"- **Here, {m}{raw(m)}**: thin shell: centred norm {_f(res.mean_centered_norm)} ± {_f(res.std_centered_norm, 2)} "
             f"vs sqrt(tr C) {_f(res.sqrt_trace_cov)} (relative thickness {_pct(res.relative_thickness)}; "
             f"mean² {_f(res.squared_mean_centered_norm)} vs variance {_f(res.var_centered_norm)}); "
             f"uncentred norm {_f(res.mean_norm)} ± {_f(res.std_norm, 2)}; mean feature variance "
@@ -621,7 +638,7 @@ def _claims(report: Report, data: dict[str, Any]) -> list[str]:
             add("- **Claim**: the rows lie on an ellipsoidal shell: the Mahalanobis cv is small.")
         verdict = "thinner" if res.thinner_than_euclidean else "not thinner"
         add(
-            f"- **Here, {m}**: d_M {_f(res.mean)} ± {_f(res.std, 2)} (cv {_f(res.cv)}, sqrt(d) = {_f(np.sqrt(report.dim))}) "
+            f"- **Here, {m}{raw(m)}**: d_M {_f(res.mean)} ± {_f(res.std, 2)} (cv {_f(res.cv)}, sqrt(d) = {_f(np.sqrt(report.dim))}) "
             f"vs Euclidean cv {_f(res.euclidean_cv)}: the ellipsoidal shell is {verdict} than the spherical one "
             f"(Ledoit–Wolf shrinkage {_f(res.shrinkage)})."
         )
@@ -642,7 +659,7 @@ def _claims(report: Report, data: dict[str, Any]) -> list[str]:
                 "the centres sit far from the origin."
             )
         add(
-            f"- **Here, {m}**: ||m|| / ||σ|| = {_f(res.ratio)} (||m|| {_f(res.mean_norm)}, ||σ|| {_f(res.std_norm)}); "
+            f"- **Here, {m}{raw(m)}**: ||m|| / ||σ|| = {_f(res.ratio)} (||m|| {_f(res.mean_norm)}, ||σ|| {_f(res.std_norm)}); "
             f"|m_k| > σ_k on {_pct(res.fraction_mean_above_std)} of the features."
         )
     for m, res in report.conformity.items():
@@ -654,8 +671,8 @@ def _claims(report: Report, data: dict[str, Any]) -> list[str]:
                 f"(r = {_PAPER['conformity_r']})."
             )
         add(
-            f"- **Here, {m}**: r = {_f(res.pearson, 5)}, conformity ≈ {_f(res.slope, 4)} · cos(x, m) + "
-            f"{_f(res.intercept, 4)}; mean conformity {_f(res.mean)}; with the unit mean r = {_f(res.unit_pearson, 6)} "
+            f"- **Here, {m}**: r = {res.pearson:.5f}, conformity ≈ {_f(res.slope, 4)} · cos(x, m) "
+            f"{_signed(res.intercept)}; mean conformity {_f(res.mean)}; with the unit mean r = {res.unit_pearson:.6f} "
             f"(exactly linear). Computed by: {res.method}."
         )
     cs = report.centroid_shift
@@ -720,6 +737,7 @@ def render_markdown(report: Report, data: dict[str, Any] | None = None) -> str:
                 lines.append("")
                 for item in ex[which]:
                     text = item.get(label) or f"row {item['row']}" + (f" (id {item['id']})" if "id" in item else "")
+                    text = _one_line(text)
                     lines.append(f"- {item['conformity']:.4f}  {text}")
                 lines.append("")
     if report.skipped:

@@ -122,3 +122,18 @@ def test_offset_ratio_matches_numpy_and_planted_value(rng):
 def test_centred_cloud_has_zero_offset():
     x = exact_covariance_sample(50, np.eye(3))  # sample mean exactly 0
     assert cg.ellipsoid_offset(x).ratio == pytest.approx(0.0, abs=1e-12)
+
+
+def test_results_convert_to_tables(rng):
+    x = rng.normal(size=(25, 4)) + 1
+    shell = cg.thin_shell(x).to_frame()
+    assert list(shell.columns) == ["index", "norms", "centered_norms"] and len(shell) == 25
+    maha = cg.mahalanobis_shell(x).to_frame()
+    np.testing.assert_allclose(maha["distances"], cg.mahalanobis_shell(x).distances)
+    odd = cg.off_diagonal_dominance(x).to_frame()
+    assert list(odd.columns) == ["feature", "odd", "variance"]
+    np.testing.assert_allclose(odd["variance"], x.var(axis=0, ddof=1))
+    offset = cg.ellipsoid_offset(x).to_frame()
+    np.testing.assert_allclose(offset["mean"], x.mean(0))
+    summary = cg.alignment_uniformity(x, x[::-1]).to_frame()
+    assert len(summary) == 1 and summary["n_pairs"][0] == 25

@@ -33,6 +33,14 @@ class OffDiagonalDominanceResult(Result):
 
     _arrays = ("covariance",)
 
+    def to_frame(self):
+        """One row per feature: ``feature``, ``odd``, ``variance`` (the diagonal of C)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {"feature": np.arange(self.dim), "odd": self.per_feature, "variance": np.diag(self.covariance)}
+        )
+
 
 def off_diagonal_dominance(X: object) -> OffDiagonalDominanceResult:
     """How much each covariance row is dominated by its off-diagonal entries.

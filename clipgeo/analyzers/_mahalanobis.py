@@ -61,16 +61,23 @@ def mahalanobis_shell(X: object) -> MahalanobisShellResult:
     -----
     ``μ, Σ`` come from ``sklearn.covariance.LedoitWolf()`` with default
     arguments fitted on ``X`` (so ``μ`` is the sample mean and ``Σ`` the
-    shrunk maximum-likelihood covariance, ddof = 0); ``Σ⁻¹`` is its
-    ``precision_``.  For a Gaussian with n >> d, ``d_M`` concentrates at
+    shrunk maximum-likelihood covariance, ddof = 0).  ``Σ⁻¹`` is the same
+    pseudo-inverse as its ``precision_`` (eigenvalues below
+    ``λ_max · d · eps`` dropped), computed with numpy's ``eigh`` so that one
+    BLAS library does all the work.  For a Gaussian with n >> d, ``d_M`` concentrates at
     ``sqrt(d)``.  ``cv`` uses ddof = 1 like every spread in clipgeo.
     """
     from sklearn.covariance import LedoitWolf
 
     x = check_embeddings(X, "X", warn_unit=True)
-    lw = LedoitWolf().fit(x)
+    lw = LedoitWolf(store_precision=False).fit(x)  # defaults otherwise; Σ⁻¹ below
     xc = x - lw.location_
-    squared = np.einsum("ij,ij->i", xc @ lw.precision_, xc)
+    # Σ⁻¹ as sklearn's precision_ (a pseudo-inverse), via numpy's eigh: Σ = V diag(λ) Vᵀ
+    lam, vec = np.linalg.eigh(lw.covariance_)
+    cutoff = lam.max() * len(lam) * np.finfo(np.float64).eps
+    inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=lam > cutoff)
+    proj = xc @ vec  # (n, d) coordinates along the axes of the ellipsoid
+    squared = np.einsum("ij,ij,j->i", proj, proj, inv)
     distances = np.sqrt(np.maximum(squared, 0.0))
     euclid = np.linalg.norm(x - x.mean(axis=0), axis=1)
     mean, std = float(distances.mean()), float(distances.std(ddof=1))

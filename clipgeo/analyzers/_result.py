@@ -49,6 +49,21 @@ class Result:
         """The summary as plain Python values (floats, ints, lists, dicts), ready for JSON."""
         return plain(self._summary())
 
+    def to_frame(self):
+        """A pandas table: one row per element of the 1-D array fields (the longest ones), or the
+        one-row summary when the result holds no such arrays."""
+        import pandas as pd
+
+        arrays = {
+            name: value
+            for name in self._arrays
+            if isinstance(value := getattr(self, name), np.ndarray) and value.ndim == 1 and len(value)
+        }
+        if not arrays:
+            return pd.DataFrame([{k: v for k, v in self.to_dict().items() if not isinstance(v, (list, dict))}])
+        n = max(len(v) for v in arrays.values())
+        return pd.DataFrame({"index": np.arange(n), **{k: v for k, v in arrays.items() if len(v) == n}})
+
     def __repr__(self) -> str:
         items = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v!r}"
