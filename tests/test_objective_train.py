@@ -12,6 +12,7 @@ import torch
 
 from clipgeo.data.shapes import CaptionedShapes
 from clipgeo.train.checkpoint import load_checkpoint
+from clipgeo.train.compare import build_objective, embed_pairs, load_run
 from clipgeo.train.trainer import OBJECTIVES, TrainConfig, get_objective, train
 
 IMAGE_OBJECTIVES = ["simclr", "moco", "memory-bank", "pirl", "local-aggregation", "swav", "byol", "supervised"]
@@ -103,6 +104,10 @@ def test_image_objective_trains(tmp_path, source, initial_model, objective):
         assert "train_accuracy" in metrics and np.isfinite(metrics["train_accuracy"].dropna()).all()
     # the encoder is stored once: under model. only
     assert not any(k.startswith(("moco.encoder.", "byol.encoder.")) for k in state)
+    # the run can be rebuilt from its folder (clipgeo probe / compare) and embeds two views
+    rebuilt = build_objective(load_run(result.run_dir))
+    a, b, names = embed_pairs(rebuilt, CaptionedShapes(6, seed=1), seed=1)
+    assert names == ("view1", "view2") and a.shape == b.shape == (6, 64) and np.isfinite(a).all()
 
 
 def test_simcse_trains_the_text_tower_only(tmp_path, source, initial_model):

@@ -126,9 +126,10 @@ def build_objective(run: Run | None, *, model: str | None = None, objective: str
         config.resume = False
         resolved = run.meta.get("resolved", {})
         num_train = int(resolved.get("num_train", 2))
-        source = _train_source(run.config)
-        labels = getattr(source, "labels", None)
-        num_classes = int(np.max(labels)) + 1 if labels is not None and len(labels) else 0
+        num_classes = resolved.get("num_classes")
+        if num_classes is None:  # runs written before the trainer recorded it
+            labels = getattr(_train_source(run.config), "labels", None)
+            num_classes = int(np.max(labels)) + 1 if labels is not None and len(labels) else 0
     else:
         if model is None or objective is None:
             raise InputError("a baseline needs a model and an objective name")
@@ -145,7 +146,7 @@ def build_objective(run: Run | None, *, model: str | None = None, objective: str
     if run is None and num_classes < 2 and config.objective == "supervised":
         num_classes = 5
     ctx = ObjectiveContext(
-        loaded=loaded, num_train=max(num_train, 4), num_classes=num_classes, device=torch.device(device), config=config
+        loaded=loaded, num_train=max(num_train, 4), num_classes=int(num_classes), device=torch.device(device), config=config
     )
     options = dict(config.objective_options) if run is not None else {}
     built = cls(ctx, **options).to(device)

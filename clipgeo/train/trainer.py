@@ -623,7 +623,7 @@ def train(
             "config": config.to_dict(),
             "resolved": {
                 "device": str(device), "precision": precision, "world_size": world, "num_train": num_train,
-                "num_heldout": n_heldout, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
+                "num_classes": num_classes, "num_heldout": n_heldout, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
                 "warmup_steps": warmup, "pair_names": list(pair_names), "objective_class": objective_cls.__name__,
                 "model": loaded.meta,
             },

@@ -1,0 +1,82 @@
+"""`clipgeo simulate` (known answers) and a shortened `clipgeo demo` run end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clipgeo.simulate import anisotropic_shell_table, simulate_store
+from clipgeo.store import read_store
+from tests.conftest import assert_clean_error, run_cli
+
+
+def test_thin_shell_cli_writes_tables_that_follow_the_theory(tmp_path):
+    proc = run_cli("simulate", "thin-shell", "--out", tmp_path, "--dims", "2,64,512", "--n-samples", "800")
+    assert proc.returncode == 0, proc.stderr
+    iso = pd.read_csv(tmp_path / "thin_shell_isotropic.csv")
+    big = iso[iso["dim"] == 512]
+    # mean norm -> sqrt(n) and the spread stays O(1) for every law (SPEC §3)
+    np.testing.assert_allclose(big["mean_norm"], np.sqrt(512), rtol=0.01)
+    assert (big["std_norm"] < 1.5).all()
+    assert (iso.groupby("distribution")["relative_thickness"].apply(lambda s: s.iloc[-1] < s.iloc[0] / 5)).all()
+    data = json.loads((tmp_path / "thin_shell.json").read_text())
+    assert data["n_samples"] == 800 and data["provenance"]["config"]["dims"] == [2, 64, 512]
+    assert (tmp_path / "thin_shell.png").stat().st_size > 10_000
+
+
+def test_anisotropic_centred_norm_is_sqrt_trace():
+    table = anisotropic_shell_table([256, 1024], 600, seed=3)
+    np.testing.assert_allclose(table["mean_centered_norm"], table["sqrt_trace_cov"], rtol=0.03)
+    assert table["relative_thickness"].iloc[-1] < 0.1
+
+
+def test_thin_shell_bad_dims(tmp_path):
+    assert_clean_error(run_cli("simulate", "thin-shell", "--out", tmp_path, "--dims", "2,x"), "--dims")
+    assert_clean_error(run_cli("simulate", "thin-shell", "--out", tmp_path, "--dims", "0,4"), "--dims")
+
+
+def test_double_ellipsoid_store_has_the_planted_truth(tmp_path):
+    path, truth = simulate_store(tmp_path / "s", n=3000, dim=16, offset_ratio=2.0, separating_features=2, seed=1)
+    es = read_store(path)
+    assert (es.n_image, es.n_text, es.n_pairs, es.dim) == (3000, 3000, 3000, 16)
+    img = es.image.astype(np.float64)
+    ratio = np.linalg.norm(img.mean(0)) / np.linalg.norm(img.std(0, ddof=1))
+    assert ratio == pytest.approx(2.0, rel=0.05) and truth["offset_ratio_image"] == pytest.approx(2.0, rel=1e-6)
+    for k in truth["separating_features"]:  # each planted feature separates the modalities alone
+        assert es.image[:, k].mean() - es.text[:, k].mean() > 0
+    assert json.loads((path / "ground_truth.json").read_text()) == truth
+
+
+def test_double_ellipsoid_cli(tmp_path):
+    proc = run_cli("simulate", "double-ellipsoid", "--out", tmp_path / "s", "--n", "200", "--dim", "32", "--unit-norm")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(run_cli("info", tmp_path / "s", "--json").stdout)
+    assert info["n_pairs"] == 200 and info["normalized"] is True
+    assert_clean_error(run_cli("simulate", "double-ellipsoid", "--out", tmp_path / "t", "--n", "1"), "--n")
+
+
+@pytest.mark.slow
+def test_short_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    proc = run_cli("demo", "--out", out, "--shapes", "300", "--eval-shapes", "80", "--epochs", "1",
+                   "--realdata", tmp_path / "none", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = out / "report.md"
+    assert f"report: {report}" in proc.stdout
+    text = report.read_text()
+    assert "| Modality gap" in text and "trained tiny CLIP" in text
+    for name in ("trained", "untrained"):
+        data = json.loads((out / "analysis" / name / "report.json").read_text())
+        assert data["n_pairs"] == 80
+        assert f"{data['modality_gap']['l2_centroid_distance']:.3g}" in text
+    pngs = sorted((out / "figures").glob("*.png"))
+    assert len(pngs) >= 15
+    for png in pngs:  # every figure the report embeds exists
+        assert f"figures/{png.name}" in text
+    # an interrupted demo continues: a second run reuses every finished step
+    again = run_cli("demo", "--out", out, "--shapes", "300", "--eval-shapes", "80", "--epochs", "1",
+                    "--realdata", tmp_path / "none", timeout=600)
+    assert again.returncode == 0 and "already trained" in again.stderr
