@@ -39,6 +39,10 @@ _EXPORTS: dict[str, str] = {
     # report
     "analyze": "clipgeo.report",
     "Report": "clipgeo.report",
+    # figures (SPEC §10; imports matplotlib on first use)
+    "render_figures": "clipgeo.plotting",
+    "draw_figure": "clipgeo.plotting",
+    "list_figures": "clipgeo.plotting",
     # synthetic data with known ground truth
     "double_ellipsoid": "clipgeo.synthetic",
     "DoubleEllipsoidTruth": "clipgeo.synthetic",

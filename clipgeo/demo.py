@@ -288,7 +288,7 @@ def _render(config: DemoConfig, reports: dict[str, dict[str, Any]], fig_dir: Pat
     ]
     for claim, paper, value in trained:
         lines.append(f"| {claim} | {paper} | {value} | {untrained_by_claim.get(claim, '–')} |")
-    lines += ["", "Definitions: SPEC.md of the project (each quantity's exact formula is in its analyzer's docstring).", ""]
+    lines += ["", "Definitions: docs/SPEC.md in the clipgeo repository (each quantity's exact formula is in its analyzer's docstring).", ""]
     if metrics:
         lines += ["## Training", "", "| " + " | ".join(metrics[0]) + " |", "|" + "---|" * len(metrics[0])]
         for row in metrics:

@@ -193,6 +193,7 @@ def test_json_numbers_match_numpy_on_the_raw_rows(drawn, synthetic):
     np.testing.assert_allclose(cov, np.cov(es.image, rowvar=False), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_png_svg_pdf_are_byte_identical_across_runs(drawn, synthetic, tmp_path):
     out, _ = drawn
     again = render_figures(synthetic[0], tmp_path / "a", dpi=DPI)
@@ -284,6 +285,7 @@ def test_list_prints_every_name_with_its_description():
     assert all(len(line.split(None, 1)) == 2 for line in lines)
 
 
+@pytest.mark.slow
 def test_only_and_format_select_figures_and_files(synthetic, tmp_path):
     out = tmp_path / "f"
     proc = run_cli("figures", synthetic[0], "--out", out, "--only", "norms,offset", "--only", "ellipse_2d",
@@ -307,6 +309,7 @@ def test_bad_inputs_give_one_line_errors(synthetic, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_text_only_store_skips_two_modality_figures(tmp_path):
     _, txt, _ = double_ellipsoid(n=40, dim=DIM, separating_features=PLANTED, seed=2)
     store = _write(tmp_path / "txt", None, txt)
