@@ -9,30 +9,30 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import click
 import typer
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN, END = "<!-- cli-reference:begin -->", "<!-- cli-reference:end -->"
 
 
-def _commands(group: click.Group, prefix: str, ctx: click.Context):
+def _commands(group, prefix: str, ctx):
     for name in sorted(group.list_commands(ctx)):
         cmd = group.get_command(ctx, name)
         if cmd is None or cmd.hidden:
             continue
         path = f"{prefix} {name}"
-        if isinstance(cmd, click.Group):
-            yield from _commands(cmd, path, click.Context(cmd, info_name=name, parent=ctx))
+        sub = cmd.context_class(cmd, info_name=name, parent=ctx)
+        if hasattr(cmd, "list_commands"):  # a group (typer bundles its own click)
+            yield from _commands(cmd, path, sub)
         else:
-            yield path, cmd, click.Context(cmd, info_name=name, parent=ctx)
+            yield path, cmd, sub
 
 
 def reference() -> str:
     from clipgeo.cli import app
 
     root = typer.main.get_command(app)
-    ctx = click.Context(root, info_name="clipgeo", terminal_width=100, max_content_width=100)
+    ctx = root.context_class(root, info_name="clipgeo", terminal_width=100, max_content_width=100)
     parts = []
     for path, cmd, sub in _commands(root, "clipgeo", ctx):
         sub.terminal_width = sub.max_content_width = 100
