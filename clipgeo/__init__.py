@@ -49,6 +49,9 @@ _EXPORTS: dict[str, str] = {
     "sample_isotropic": "clipgeo.synthetic",
     "sample_anisotropic": "clipgeo.synthetic",
     "thin_shell_curve": "clipgeo.synthetic",
+    # evaluation of trained runs (imports torch on first use)
+    "linear_probe": "clipgeo.train.probe",
+    "compare_runs": "clipgeo.train.compare",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -169,7 +169,7 @@ def unit_norm_note(inp: FigureInput, modalities: Iterable[str], what: str) -> st
     return f"{' and '.join(unit)} rows are already unit-norm, so {what} are degenerate (store raw embeddings to measure them)"
 
 
-def figure_legend(fig, ax, ncols: int = 3) -> None:
+def figure_legend(fig, ax, ncols: int = 3, **kwargs: Any) -> None:
     """One legend for the whole figure in the strip reserved by ``new_figure(legend_strip=...)``.
 
     ``ax`` is one Axes or a sequence of them; their entries are merged, duplicates dropped.
@@ -181,7 +181,7 @@ def figure_legend(fig, ax, ncols: int = 3) -> None:
                 handles.append(h)
                 labels.append(label)
     y = getattr(fig, "clipgeo_legend_y", 0.0)
-    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, y), ncols=ncols, fontsize=8)
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, y), ncols=ncols, fontsize=8, **kwargs)
 
 
 def compact_ticks(ax, axis: str = "x") -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
@@ -49,7 +49,6 @@ class FigureInput:
     report: Report
     theory: pd.DataFrame | None = None
     origin: str = ""
-    _label: dict[str, str] = field(default_factory=dict, repr=False)
 
     def thin_shell_theory(self) -> pd.DataFrame:
         """The thin-shell theory table (simulated once, with the report's seed, when not given)."""

@@ -109,6 +109,7 @@ def best_pair(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         f"Best feature pair ({f0}, {f1}): one line separates {100 * sep.best_pair_accuracy:.1f} %",
         height=4.4,
         width=6.8,
+        legend_strip=1,
     )
     ax = axes[0, 0]
     ax.set_title("Fisher LDA line; balanced accuracy, in-sample")
@@ -129,7 +130,7 @@ def best_pair(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     pady = 0.05 * max(np.ptp(ally), 1e-12)
     ax.set(xlim=tuple(xs), ylim=(ally.min() - pady, ally.max() + pady))
     ax.set(xlabel=f"x[{f0}] (embedding units)", ylabel=f"x[{f1}] (embedding units)")
-    ax.legend(loc="best", markerscale=2)
+    figure_legend(fig, ax, ncols=3, markerscale=2)
     data.update(
         {
             "features": [f0, f1],

@@ -214,7 +214,8 @@ def offset(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         raise FigureSkipped("the results carry no per-feature means; rerun `clipgeo analyze`")
     note = unit_norm_note(inp, results, "means and spreads (of unit rows)")
     fig, axes, data = new_figure(
-        inp, "Offset ellipsoids: per-feature |mean| against per-feature std", height=4.2, width=6.4, notes=[note]
+        inp, "Offset ellipsoids: per-feature |mean| against per-feature std", height=4.2, width=6.4, notes=[note],
+        legend_strip=1,
     )
     ax = axes[0, 0]
     out = {}
@@ -238,6 +239,6 @@ def offset(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         ax.plot([lo, hi], [lo, hi], color=REFERENCE, linestyle="--", linewidth=1.0, label="|m_k| = σ_k")
         ax.set(xscale="log", yscale="log")
     ax.set(xlabel="σ_k, std of feature k (embedding units)", ylabel="|m_k|, |mean of feature k| (embedding units)")
-    ax.legend(loc="upper left", markerscale=2)
+    figure_legend(fig, ax, ncols=3, markerscale=2)
     data.update({"modalities": out})
     return fig, data

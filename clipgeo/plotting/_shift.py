@@ -136,7 +136,7 @@ def pca_projection(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     ratio = np.asarray(proj.explained_variance_ratio, dtype=np.float64)
     gap = inp.report.modality_gap
     subtitle = "" if gap is None else f" (l2 centroid distance {gap.l2_centroid_distance:.3f})"
-    fig, axes, data = new_figure(inp, "The modality gap in two dimensions" + subtitle, height=4.4, width=6.4)
+    fig, axes, data = new_figure(inp, "The modality gap in two dimensions" + subtitle, height=4.4, width=6.4, legend_strip=1)
     ax = axes[0, 0]
     seed = int(inp.report.config.get("seed", 0))
     out = {}
@@ -151,6 +151,6 @@ def pca_projection(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         ylabel=f"PC 2, {100 * ratio[1]:.1f} % of the variance (embedding units)",
     )
     ax.set_aspect("equal", adjustable="datalim")
-    ax.legend(loc="best", markerscale=2)
+    figure_legend(fig, ax, ncols=3, markerscale=2)
     data.update({"modalities": out, "explained_variance_ratio": ratio})
     return fig, data
