@@ -125,6 +125,8 @@ def main() -> None:
     # 1. the whole `clipgeo analyze`
     out_dir = Path(args.dir) / "report"
     cli = [sys.executable, "-m", "clipgeo", "analyze", str(root), "--out", str(out_dir)]
+    if args.threads is not None:
+        cli += ["--threads", str(args.threads)]
     r = child(RSS_WRAPPER, *cli, env=env)
     if r["rc"] != 0:
         raise SystemExit(f"clipgeo analyze failed: {r['stderr']}")

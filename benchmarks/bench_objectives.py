@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     shutil.rmtree(args.dir, ignore_errors=True)
     args.dir.mkdir(parents=True)
     source = CaptionedShapes(args.shapes, seed=0)
+    # warm-up (lazy imports, first-call allocations), not timed
+    train(TrainConfig(out=str(args.dir / "_warmup"), objective="simclr", epochs=1, batch_size=8, heldout=4,
+                      device="cpu"), CaptionedShapes(20, seed=1))  # fmt: skip
     timing: dict[str, dict] = {}
     for name in objectives:
         config = TrainConfig(

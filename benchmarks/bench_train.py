@@ -162,7 +162,9 @@ def main() -> None:
     start = time.perf_counter()
     run(command)
     wall = time.perf_counter() - start
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_rss_mb = usage.ru_maxrss / 1024
+    cpu_s = usage.ru_utime + usage.ru_stime  # CPU time of `clipgeo train` (less sensitive to a loaded machine)
     meta = json.loads((run_dir / "config.json").read_text())
     train_s = meta["train_seconds"]
     steps = meta["resolved"]["total_steps"]
@@ -186,6 +188,7 @@ def main() -> None:
         "machine": machine,
         "load_average_after": os.getloadavg(),
         "wall_s": wall,
+        "cpu_s": cpu_s,
         "train_loop_s": train_s,
         "steps": int(steps),
         "steps_per_s": steps / train_s,
@@ -205,6 +208,7 @@ def main() -> None:
     print("|---|---|---|---|")
     print(f"| training time (loop / whole command) | – | {train_s:.0f} s / {wall:.0f} s | ≤ 300 s: {'met' if train_s <= 300 else 'NOT met'} |")
     print(f"| optimizer steps, steps/s | – | {steps}, {steps / train_s:.2f} | {steps / train_s / bare['steps_per_s']:.2f} × bare loop ({bare['steps_per_s']:.2f} steps/s) |")
+    print(f"| CPU time of `clipgeo train` (user + sys) | – | {cpu_s:.0f} s | – |")
     print(f"| peak RSS of `clipgeo train` | – | {peak_rss_mb:.0f} MB | – |")
     print(f"| held-out R@1 image→text (chance {chance:.4f}) | {un['r1_image_to_text']:.3f} | {tr['r1_image_to_text']:.3f} | {tr['r1_image_to_text'] / chance:.0f} × chance (target ≥ 5) |")
     print(f"| held-out R@1 text→image | {un['r1_text_to_image']:.3f} | {tr['r1_text_to_image']:.3f} | {tr['r1_text_to_image'] / chance:.0f} × chance |")

@@ -23,6 +23,9 @@ _EXPORTS: dict[str, str] = {
     "import_embeddings": "clipgeo.store",
     # errors
     "ClipgeoError": "clipgeo.errors",
+    # extraction (torch is imported only when these are used)
+    "load_model": "clipgeo.models",
+    "ExtractOptions": "clipgeo.extract",
     # analyzers (SPEC §1-9)
     "modality_gap": "clipgeo.analyzers",
     "feature_separability": "clipgeo.analyzers",

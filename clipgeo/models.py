@@ -172,7 +172,7 @@ def _require_weights_reachable(name: str, tag: str, cache_dir: str | None) -> No
     if not hub_reachable(url):
         raise ClipgeoError(
             f"could not fetch the {name} '{tag}' weights (no network and not in the cache); download the file on a "
-            "machine with network and pass it with --checkpoint FILE (or use --pretrained none)"
+            f"machine with network and pass it with --checkpoint FILE --pretrained {tag} (or use --pretrained none)"
         )
 
 
@@ -193,8 +193,12 @@ def load_model(
         open_clip architecture (``ViT-B-32``, ``RN50``, … or clipgeo's ``tiny``).
     pretrained : str or None
         open_clip pretrained tag (``openai``, ``laion2b_s34b_b79k``…), or
-        ``"none"``/None for random initialisation (a warning says so).
-        Ignored when ``checkpoint`` is given.
+        ``"none"``/None for random initialisation (a warning says so).  With
+        a ``checkpoint``, a known tag says which weights the file holds: its
+        architecture flags (QuickGELU for OpenAI's models) and preprocessing
+        are applied and it is recorded, but nothing is downloaded; an unknown
+        tag is ignored.  A tag whose config asks for QuickGELU always gets it
+        (open_clip's plain ``ViT-B-32`` config does not).
     checkpoint : path, optional
         Local ``.pt``/``.pth``/``.safetensors`` state dict (e.g. from ``clipgeo train``).
     device : str
@@ -220,8 +224,19 @@ def load_model(
             "(`python -c 'import open_clip; print(open_clip.list_models())'` lists them)"
         )
     tag = None if pretrained in (None, "", "none", "random") else pretrained
+    tag_cfg = open_clip.get_pretrained_cfg(name, tag) if tag is not None else {}
+    # Architecture flags and preprocessing that belong to the weights (OpenAI's CLIPs use QuickGELU, which the
+    # plain `ViT-B-32` config does not): applied for a tag, and for a checkpoint that names its tag.
+    build: dict[str, Any] = {}
+    if tag_cfg:
+        build["force_quick_gelu"] = bool(tag_cfg.get("quick_gelu", False))
     if checkpoint is not None:
-        tag = None
+        tag = tag if tag_cfg else None  # an unknown tag beside a checkpoint names nothing: ignored
+        if tag_cfg:
+            for key, arg in (("mean", "image_mean"), ("std", "image_std"), ("interpolation", "image_interpolation"),
+                             ("resize_mode", "image_resize_mode")):
+                if tag_cfg.get(key) is not None:
+                    build[arg] = tag_cfg[key]
     elif tag is not None:
         known = {t for m, t in open_clip.list_pretrained() if m == name}
         if tag not in known and not Path(tag).is_file():
@@ -236,13 +251,14 @@ def load_model(
     try:
         with _quiet_open_clip_logging():  # its "No pretrained weights loaded" repeats our own warning
             model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
-                name, pretrained=tag, precision=precision, device=device, cache_dir=cache_dir
+                name, pretrained=None if checkpoint is not None else tag, precision=precision, device=device,
+                cache_dir=cache_dir, **build,
             )
     except Exception as exc:
-        if tag is not None and _network_hint(exc):
+        if tag is not None and checkpoint is None and _network_hint(exc):
             raise ClipgeoError(
                 f"could not fetch the {name} '{tag}' weights (no network?); download the file on a machine with "
-                "network and pass it with --checkpoint FILE"
+                f"network and pass it with --checkpoint FILE --pretrained {tag}"
             ) from None
         raise ClipgeoError(f"could not build {name} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
     sha = None
@@ -271,7 +287,7 @@ def load_model(
         preprocess_val=preprocess_val,
         tokenizer=tokenizer,
         name=name,
-        pretrained="none" if tag is None and checkpoint is None else tag,
+        pretrained=tag if tag is not None else ("none" if checkpoint is None else None),
         checkpoint_sha256=sha,
         embed_dim=embed_dim,
         context_length=context_length,

@@ -114,3 +114,18 @@ def test_one_feature_has_no_pair(rng):
     assert res.best_pair is None and res.to_dict()["best_pair"] is None
     with pytest.raises(InputError):
         cg.feature_separability(rng.normal(size=(20, 2)), rng.normal(size=(20, 3)))
+
+
+def test_linear_cv_equals_the_sklearn_pipeline(rng):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    img = rng.normal(size=(150, 8)) + np.r_[0.4, np.zeros(7)]
+    txt = rng.normal(size=(110, 8)) * np.r_[np.ones(7), 3.0]
+    x = np.vstack([img, txt])
+    y = np.r_[np.ones(150), np.zeros(110)]
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    ref = cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)), x, y, cv=cv).mean()
+    assert cg.feature_separability(img, txt).linear_cv_accuracy == pytest.approx(ref, abs=1e-12)

@@ -29,14 +29,14 @@ def store(tmp_path_factory):
 
 def test_analyze_writes_the_three_outputs(store, tmp_path):
     out = tmp_path / "out"
-    proc = run_cli("analyze", store, "--out", out, "--alphas", "-0.2:0.2:0.1", "--conformity", "mean")
+    proc = run_cli("analyze", store, "--out", out, "--alphas", "-0.2:0.2:0.1", "--conformity", "mean", "--threads", "1")
     assert proc.returncode == 0, proc.stderr
     assert "modality gap" in proc.stdout and str(out / "report.json") in proc.stdout
     data = json.loads((out / "report.json").read_text())
     assert data["n_pairs"] == 300 and data["centroid_shift"]["alpha"] == [-0.2, -0.1, 0.0, 0.1, 0.2]
     assert data["conformity"]["image"]["method"] == "mean"
     assert {data["separability"]["features"][0]["feature"], data["separability"]["features"][1]["feature"]} == {5, 9}
-    assert data["provenance"]["config"]["store"] == str(store)
+    assert data["provenance"]["config"]["store"] == str(store) and data["provenance"]["config"]["threads"] == 1
     assert "clipgeo analyze" in data["provenance"]["command"]
     assert (out / "report.md").read_text().startswith("# clipgeo report: synthetic")
     assert (out / "features.csv").exists() and (out / "rows_text.csv").exists()
@@ -49,6 +49,7 @@ def test_analyze_writes_the_three_outputs(store, tmp_path):
         (["--conformity", "approx"], "--conformity"),
         (["--temperature", "0"], "--temperature"),
         (["--batch-size", "1"], "--batch-size"),
+        (["--threads", "0"], "--threads"),
     ],
 )
 def test_bad_options_give_one_error_line(store, tmp_path, args, needle):

@@ -90,6 +90,7 @@ def test_dataset_and_texts_inputs(tmp_path):
     assert read_store(tmp_path / "txt").text.shape == (2, 64)
 
 
+@pytest.mark.slow
 def test_clean_errors(tmp_path, shapes_folder):
     out = tmp_path / "s"
     assert_clean_error(run_cli("extract", *TINY, "--out", out, env=ENV), "no input given")

@@ -63,9 +63,7 @@ def test_random_init_warns_and_is_seeded():
         a = load_model("tiny", "none")
     b = _tiny(5)
     c = _tiny(6)
-    for (name, pa), (_, pb), (_, pc) in zip(
-        a.model.state_dict().items(), b.model.state_dict().items(), c.model.state_dict().items(), strict=True
-    ):
+    for (name, pa), (_, pb) in zip(a.model.state_dict().items(), b.model.state_dict().items(), strict=True):
         assert torch.equal(pa, pb), name
     assert not torch.equal(a.model.text_projection, c.model.text_projection)
 
@@ -136,6 +134,23 @@ def test_checkpoint_roundtrip(tmp_path, suffix):
     for name, value in loaded.model.state_dict().items():
         assert torch.equal(value, state[name]), name
     assert loaded.pretrained is None and len(loaded.checkpoint_sha256) == 64
+
+
+def test_checkpoint_with_a_tag_gets_the_tags_architecture_flags(tmp_path, monkeypatch):
+    """OpenAI's weights need QuickGELU; a checkpoint holding them, named by its tag, must be built with it."""
+    import open_clip
+    from open_clip.transformer import QuickGELU
+
+    torch.save(_tiny().model.state_dict(), tmp_path / "tiny.pt")
+    real = open_clip.get_pretrained_cfg
+    fake = {"quick_gelu": True, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "hf_hub": "nobody/nothing/"}
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda m, t: fake if (m, t) == ("tiny", "fake") else real(m, t))
+    plain = load_model("tiny", "none", checkpoint=tmp_path / "tiny.pt")
+    tagged = load_model("tiny", "fake", checkpoint=tmp_path / "tiny.pt")  # nothing is downloaded
+    assert not isinstance(plain.model.transformer.resblocks[0].mlp.gelu, QuickGELU)
+    assert isinstance(tagged.model.transformer.resblocks[0].mlp.gelu, QuickGELU)
+    assert tagged.pretrained == "fake" and plain.pretrained is None
+    assert tuple(tagged.preprocess_val.transforms[-1].mean) == (0.5, 0.5, 0.5)
 
 
 def test_checkpoint_errors(tmp_path):

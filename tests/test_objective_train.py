@@ -139,3 +139,17 @@ def test_pirl_is_a_configuration_of_the_memory_bank(source):
 
     assert issubclass(PIRLObjective, MemoryBankObjective)
     assert get_objective("pirl") is PIRLObjective
+
+
+@pytest.mark.slow
+def test_cli_trains_a_single_modality_objective(tmp_path):
+    from tests.conftest import run_cli
+
+    out = tmp_path / "run"
+    proc = run_cli("train", "--shapes", "40", "--objective", "swav", "--epochs", "1", "--batch-size", "16",
+                   "--heldout", "8", "--out", out, "--quiet", env={"OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "view1->view2" in proc.stdout
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert np.isfinite(metrics["loss"].dropna()).all() and "conformity_view1" in metrics
+    assert (out / "model.safetensors").is_file()

@@ -205,6 +205,20 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, source):
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 
+@pytest.mark.parametrize("precision", ["amp_bf16", "amp"])
+def test_mixed_precision_trains(tmp_path, source, precision):
+    """Autocast (bfloat16, or float16 with a gradient scaler) runs end to end; weights stay float32."""
+    result = train(small_config(tmp_path, precision=precision, epochs=1), source)
+    meta = json.loads((tmp_path / "config.json").read_text())
+    assert meta["resolved"]["precision"] == precision
+    assert math.isfinite(result.metrics["loss"]) and result.metrics["loss"] > 0
+    # optimizer steps were taken (a gradient scaler that skipped every step would leave the scale at 1/0.07)
+    assert result.metrics["logit_scale"] != pytest.approx(1 / 0.07, rel=1e-5)
+    trained = weights(tmp_path)
+    assert all(v.dtype == torch.float32 for v in trained.values() if v.is_floating_point())
+    assert all(torch.isfinite(v).all() for v in trained.values() if v.is_floating_point())
+
+
 def test_bad_input(tmp_path, source):
     with pytest.raises(InputError, match="empty"):
         train(small_config(tmp_path / "a"), [])
@@ -356,3 +370,24 @@ def test_cli_data_option_errors(tmp_path):
                                "--out", tmp_path / "a"), "one data source")  # fmt: skip
     assert_clean_error(run_cli("train", "--captions", tmp_path / "c.csv", "--out", tmp_path / "b"), "--images")
     assert_clean_error(run_cli("train", "--coco-captions", tmp_path / "c.json", "--out", tmp_path / "c"), "--coco-images")
+
+
+@pytest.mark.filterwarnings("ignore:tiny. random initialisation")
+def test_datasets_return_tensors_index_and_label(source):
+    from torchvision import transforms as T
+
+    from clipgeo.models import load_model
+    from clipgeo.train.data import PairDataset, ViewsDataset
+
+    loaded = load_model("tiny", "none")
+    pairs = PairDataset(source, [5, 9], loaded.preprocess_val, loaded.tokenizer)
+    item = pairs[1]
+    assert item["image"].shape == (3, 32, 32) and item["index"] == 1 and item["label"] == source.labels[9]
+    torch.testing.assert_close(item["text"], loaded.tokenizer([source.captions[9]])[0])
+    crop = T.Compose([T.RandomResizedCrop(32, scale=(0.2, 0.5)), T.ToTensor()])
+    views = ViewsDataset(source, [3], crop)
+    torch.manual_seed(0)
+    item = views[0]
+    assert item["view1"].shape == item["view2"].shape == (3, 32, 32)
+    assert not torch.equal(item["view1"], item["view2"])  # two independent draws
+    assert item["label"] == source.labels[3]

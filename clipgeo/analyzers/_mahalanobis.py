@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._result import Result
-from ._validation import check_embeddings
+from ._validation import check_embeddings, single_blas_thread
 
 
 @dataclass(frozen=True, repr=False)
@@ -73,7 +73,8 @@ def mahalanobis_shell(X: object) -> MahalanobisShellResult:
     lw = LedoitWolf(store_precision=False).fit(x)  # defaults otherwise; Σ⁻¹ below
     xc = x - lw.location_
     # Σ⁻¹ as sklearn's precision_ (a pseudo-inverse), via numpy's eigh: Σ = V diag(λ) Vᵀ
-    lam, vec = np.linalg.eigh(lw.covariance_)
+    with single_blas_thread():
+        lam, vec = np.linalg.eigh(lw.covariance_)
     cutoff = lam.max() * len(lam) * np.finfo(np.float64).eps
     inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=lam > cutoff)
     proj = xc @ vec  # (n, d) coordinates along the axes of the ellipsoid

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 from ._result import Result
-from ._validation import check_embeddings
+from ._validation import check_embeddings, single_blas_thread
 
 
 @dataclass(frozen=True, repr=False)
@@ -68,7 +68,8 @@ def pca_projection(img: object | None, txt: object | None, n_components: int = 2
     for x in arrays:
         xc = x - center
         scatter += xc.T @ xc  # (d, d); numpy uses the symmetric rank-k update for xᵀx
-    values, vectors = np.linalg.eigh(scatter)
+    with single_blas_thread():
+        values, vectors = np.linalg.eigh(scatter)
     order = np.argsort(values)[::-1][: min(n_components, d)]
     comps = vectors[:, order].T  # (k, d)
     signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])

@@ -7,6 +7,7 @@ imported.  Checked arrays come back as C-contiguous float64.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -130,3 +131,18 @@ def check_positive(value: float, name: str) -> float:
     if not np.isfinite(value) or value <= 0:
         raise InputError(f"{name} must be a positive number, got {value}")
     return value
+
+
+def single_blas_thread():
+    """Context manager: one BLAS thread for small LAPACK work (eigh of a d × d matrix, L-BFGS).
+
+    Such routines issue thousands of small BLAS calls; with several BLAS
+    threads on a busy machine each call waits for its threads to be scheduled,
+    which made a 512 × 512 ``eigh`` take seconds instead of 0.1 s.  Large
+    matrix products keep every thread.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")

@@ -58,8 +58,12 @@ def extract_cmd(
     texts: Optional[Path] = typer.Option(None, "--texts", help="Captions only: .txt (one per line) or CSV/JSONL."),
     captions_per_image: str = typer.Option("all", "--captions-per-image", help="all or first."),
     model: str = typer.Option("ViT-B-32", "--model", help="open_clip architecture, or 'tiny'."),
-    pretrained: str = typer.Option("openai", "--pretrained", help="open_clip pretrained tag, or 'none' (random init)."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Local .pt/.safetensors state dict (overrides --pretrained)."),
+    pretrained: Optional[str] = typer.Option(
+        None, "--pretrained", help="open_clip tag, or 'none' (random init). Default: openai, or none with --checkpoint."
+    ),
+    checkpoint: Optional[Path] = typer.Option(
+        None, "--checkpoint", help="Local .pt/.safetensors state dict; add --pretrained TAG when it holds TAG's weights."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per batch (and captions per text batch)."),
     num_workers: Optional[int] = typer.Option(None, "--num-workers", help="Decoding processes (default: CPUs - 1, at most 8)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
@@ -88,6 +92,8 @@ def extract_cmd(
 
     source = _source(coco_captions, coco_images, images, captions, dataset, split, image_column, text_column, texts,
                      captions_per_image)
+    if pretrained is None:
+        pretrained = "none" if checkpoint is not None else "openai"
     options = ExtractOptions(
         model=model,
         pretrained=pretrained,
