@@ -39,7 +39,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -392,7 +392,8 @@ def store_summary(root: Path) -> dict[str, Any]:
 
 
 # -- the pipeline ----------------------------------------------------------------------------------------
-def extract(source: CaptionedSource, out: str | os.PathLike, options: ExtractOptions | None = None) -> dict[str, Any]:
+def extract(source: CaptionedSource, out: str | os.PathLike, options: ExtractOptions | None = None, *,
+            loaded: LoadedModel | None = None) -> dict[str, Any]:
     """Embed every image and caption of ``source`` into the store at ``out``; resumable.
 
     Parameters
@@ -404,6 +405,10 @@ def extract(source: CaptionedSource, out: str | os.PathLike, options: ExtractOpt
         command (same data, weights and options), the missing shards are
         added; a store from other data or weights is refused.
     options : ExtractOptions
+    loaded : LoadedModel, optional
+        A model already built by :func:`clipgeo.models.load_model` (its weights
+        and name replace ``options.model/pretrained/checkpoint/seed``); it is
+        moved to the extraction device.
 
     Returns
     -------
@@ -424,24 +429,27 @@ def extract(source: CaptionedSource, out: str | os.PathLike, options: ExtractOpt
     device = resolve_device(options.device, _env_int("LOCAL_RANK", 0))
     dist = _init_dist(device)
     try:
-        return _run(source, Path(out), options, device, dist, started, torch)
+        return _run(source, Path(out), options, device, dist, started, torch, loaded)
     finally:
         dist.close()
 
 
 def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: Any, dist: _Dist, started: float,
-         torch: Any) -> dict[str, Any]:
+         torch: Any, loaded: LoadedModel | None) -> dict[str, Any]:
     from torch.utils.data import DataLoader
 
     from ._loader import RecordDataset, ShardBatchSampler, collate, split_preprocess, worker_init
 
-    torch.manual_seed(options.seed)  # random initialisation is the same on every rank and every run
-    import warnings
+    if loaded is None:
+        torch.manual_seed(options.seed)  # random initialisation is the same on every rank and every run
+        import warnings
 
-    with warnings.catch_warnings():
-        if dist.rank != 0:
-            warnings.simplefilter("ignore")
-        loaded = load_model(options.model, options.pretrained, checkpoint=options.checkpoint, device="cpu")
+        with warnings.catch_warnings():
+            if dist.rank != 0:
+                warnings.simplefilter("ignore")
+            loaded = load_model(options.model, options.pretrained, checkpoint=options.checkpoint, device="cpu")
+    else:
+        options = replace(options, model=loaded.name, pretrained=loaded.pretrained or "none", checkpoint=None)
     model = loaded.model.to(device).eval()
     meta = StoreMeta(
         model=loaded.name,
