@@ -8,10 +8,16 @@
 - :mod:`.simcse` — SimCSE: two dropout passes of the text tower.
 - :mod:`.byol` — BYOL: predictor and EMA target, no negatives.
 - :mod:`.supervised` — supervised softmax with one prototype per class.
+- :mod:`.simclr` — SimCLR: the training module's NT-Xent on two augmented views.
 
 The loss modules take features and return a 0-d loss; their state (bank, queue,
 prototypes, EMA weights, clusterings) lives in buffers and parameters, so it is
 saved with the checkpoint.  Each loss has a slow NumPy re-implementation in the tests.
+
+Each module also defines the trainer objective (``*Objective``, a
+:class:`clipgeo.train.trainer.Objective`) that ``clipgeo train --objective NAME``
+builds; :mod:`._base` holds what the image objectives share (two augmented
+views, the image tower, raw embeddings).
 """
 
 from __future__ import annotations
