@@ -252,3 +252,15 @@ def test_manifest_summary_is_json_and_complete(realdata, tmp_path):
     assert manifest["status"] == "complete" and manifest["summary"]["rows"] == summary["rows"]
     assert summary["pairs"] == 8 and summary["pairs_per_s"] > 0 and summary["text_trimmed"] is True
     assert manifest["meta"]["config"]["model"] == "tiny" and manifest["meta"]["fingerprint"]
+
+
+def test_a_model_built_beforehand_gives_the_same_store(realdata, tmp_path):
+    source = coco(realdata / COCO[0], realdata / COCO[1]).head(10)
+    _extract(source, tmp_path / "a")
+    loaded = _tiny(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        extract(source, tmp_path / "b", _opts(model="RN50"), loaded=loaded)  # the given model wins
+    a, b = read_store(tmp_path / "a"), read_store(tmp_path / "b")
+    assert b.meta.model == "tiny" and read_manifest(tmp_path / "b")["meta"]["config"]["model"] == "tiny"
+    assert a.image.tobytes() == b.image.tobytes() and a.text.tobytes() == b.text.tobytes()
