@@ -1,6 +1,9 @@
 """Training benchmark: the `tiny` CLIP on captioned shapes, on this machine's CPU (or GPU).
 
-    python benchmarks/bench_train.py [--shapes 6000] [--epochs 3] [--batch-size 64] [--dir /tmp/clipgeo-bench-train]
+    OMP_NUM_THREADS=1 python benchmarks/bench_train.py [--shapes 6000] [--epochs 3] [--batch-size 64] [--dir DIR]
+
+(On a CPU shared with other jobs, one thread per process avoids OpenMP threads
+spin-waiting on each other, which made steps 10× slower in our measurements.)
 
 1. ``clipgeo train --shapes N --model tiny ...`` in a fresh process (the real
    command): wall time, training-loop time, optimizer steps/s, peak RSS.

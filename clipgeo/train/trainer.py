@@ -23,7 +23,7 @@ state of its own (a logit scale, a memory bank, a queue, an EMA copy …, kept i
 parameters and buffers so that it is checkpointed).  The trainer calls:
 
 ``training_step(batch) -> dict``
-    Required.  ``batch`` is a dict of tensors on the device (see *Data*);
+    Required.  ``batch`` is a dict of tensors on the device (see ``data_kind``);
     returns ``{"loss": 0-d tensor, **scalars}``.  The trainer backpropagates
     ``loss`` and logs the mean of every entry (scalars may be tensors or
     floats) over the steps since the last log.  Runs under autocast when AMP
