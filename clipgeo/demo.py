@@ -118,7 +118,14 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] | None = None) -> Pa
             lr=config.lr, seed=config.seed, device="cpu", precision="fp32", log_every=25,
             resume=(run_dir / "checkpoint.pt").exists(), data={"shapes": config.n_train, "seed": config.seed},
         )
-        result = train(tc, train_data, progress=True)
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one thread: steady speed on a busy 2-core machine (BENCHMARKS.md, Training)
+        try:
+            result = train(tc, train_data, progress=True)
+        finally:
+            torch.set_num_threads(threads)
         m = result.metrics
         steps.done(t, f"held-out R@1 image->text {m.get('r1_image_to_text', float('nan')):.3f} "
                       f"(chance {m.get('chance_r1', float('nan')):.3f})")
@@ -230,7 +237,7 @@ def claim_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     for m, paper in (("image", "0.94"), ("text", "1.03")):
         eo = g("ellipsoid_offset", m)
         if eo:
-            rows.append((f"Centre far from the origin ({m}): ||m|| / ||σ||", paper, _fmt(eo["ratio"])))
+            rows.append((f"Centre far from the origin ({m}): ‖m‖ / ‖σ‖", paper, _fmt(eo["ratio"])))
     for m in ("image", "text"):
         c = g("conformity", m)
         if c:

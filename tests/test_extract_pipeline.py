@@ -264,3 +264,24 @@ def test_a_model_built_beforehand_gives_the_same_store(realdata, tmp_path):
     a, b = read_store(tmp_path / "a"), read_store(tmp_path / "b")
     assert b.meta.model == "tiny" and read_manifest(tmp_path / "b")["meta"]["config"]["model"] == "tiny"
     assert a.image.tobytes() == b.image.tobytes() and a.text.tobytes() == b.text.tobytes()
+
+
+@pytest.mark.parametrize("decode", ["torchvision", "device"])
+def test_faster_decoders_keep_the_skips_and_stay_close_to_pil(odd_folder, tmp_path, decode):
+    """libjpeg-turbo in the workers, or batched decoding on the model's device (CPU here, nvJPEG on CUDA)."""
+    source, _ = odd_folder
+    _extract(source, tmp_path / "pil", shard_size=6, batch_size=4)
+    for workers in (0, 1):
+        _extract(source, tmp_path / f"{decode}{workers}", decode=decode, shard_size=6, batch_size=4,
+                 num_workers=workers)
+    ref, a, b = (read_store(tmp_path / n) for n in ("pil", f"{decode}0", f"{decode}1"))
+    assert list(a.image_ids) == list(ref.image_ids)
+    assert sorted((s["id"], s["reason"]) for s in a.skipped) == sorted((s["id"], s["reason"]) for s in ref.skipped)
+    assert a.image.tobytes() == b.image.tobytes()  # still independent of the worker count
+    jpeg_rows = [i for i, name in enumerate(ref.image_ids) if name == "good.jpg"]
+    png_rows = [i for i, name in enumerate(ref.image_ids) if name.endswith(".png")]
+    scale = np.abs(ref.image).max()
+    assert np.abs(a.image - ref.image).max() <= 1e-2 * scale  # resampling differs a little from PIL's
+    assert not np.array_equal(a.image[jpeg_rows], ref.image[jpeg_rows])  # JPEGs really took the other decoder
+    np.testing.assert_array_equal(a.image[png_rows], ref.image[png_rows])  # other formats go through PIL
+    np.testing.assert_array_equal(a.text, ref.text)

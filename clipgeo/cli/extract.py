@@ -72,7 +72,10 @@ def extract_cmd(
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images (records)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random initialisation (--pretrained none)."),
     shard_size: int = typer.Option(2048, "--shard-size", help="Records per shard (the unit of resume)."),
-    decode: str = typer.Option("pil", "--decode", help="pil (exact) or draft (JPEG reduced-scale decoding, faster)."),
+    decode: str = typer.Option(
+        "pil", "--decode", help="pil (exact), draft (PIL JPEG draft mode), torchvision (libjpeg-turbo in workers) "
+        "or device (JPEGs decoded on the GPU); the last three are faster, pixels differ slightly."
+    ),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Skip images with more pixels (default: PIL's bomb limit)."),
     decode_timeout: float = typer.Option(30.0, "--decode-timeout", help="Seconds before one image is skipped."),
     trim_text: bool = typer.Option(True, "--trim-text/--no-trim-text", help="Run the text tower only to the longest caption."),

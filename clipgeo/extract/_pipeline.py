@@ -38,6 +38,7 @@ import os
 import queue
 import threading
 import time
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -55,7 +56,7 @@ from ..store._meta import STORE_DTYPES
 __all__ = ["DECODE_MODES", "DEVICES", "ExtractOptions", "extract", "resolve_device"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DECODE_MODES = ("pil", "draft")
+DECODE_MODES = ("pil", "draft", "torchvision", "device")
 _SHARD_DELAY_ENV = "CLIPGEO_TEST_SHARD_DELAY"  # seconds to wait after each shard (kill-and-resume tests)
 
 
@@ -86,10 +87,15 @@ class ExtractOptions:
     trim_text : bool
         Run the text tower only up to each batch's longest caption (same
         features; falls back to ``encode_text`` where not valid).
-    decode : {"pil", "draft"}
-        ``draft`` lets libjpeg decode large JPEGs at 1/2, 1/4 or 1/8 scale
-        (never below twice the model's image size): faster, pixels differ
-        slightly from a full decode.
+    decode : {"pil", "draft", "torchvision", "device"}
+        ``pil``: PIL decoding and open_clip's own preprocessing, exactly.
+        ``draft``: PIL lets libjpeg decode large JPEGs at 1/2, 1/4 or 1/8
+        scale (never below the model's image size).  ``torchvision``: JPEGs
+        decoded by ``torchvision.io.decode_jpeg`` (libjpeg-turbo) and resized
+        as tensors in the workers.  ``device``: JPEGs decoded in batches on the
+        model's device (nvJPEG on CUDA) and resized there.  The last three are
+        faster and give pixels (hence features) slightly different from
+        ``pil``; other formats and odd JPEGs always go through PIL.
     max_pixels : int or None
         Decompression-bomb guard (default: PIL's limit, ~89 M pixels).
     decode_timeout : float
@@ -340,12 +346,12 @@ def _shard_payloads(shard: int, items: list[Any], image_features: Any, text_feat
     image_ids, paths, image_skips = [], [], []
     text_ids, captions, text_image_ids, truncated, text_skips = [], [], [], [], []
     for item in items:
-        if item.image is not None:
+        if item.has_image:
             image_ids.append(item.image_id)
             paths.append(item.path)
         elif item.image_skip is not None:
             image_skips.append({"id": item.image_id, "reason": item.image_skip, "path": item.path})
-        linked = item.image_id if item.image is not None else None
+        linked = item.image_id if item.has_image else None
         text_ids.extend(item.caption_ids)
         captions.extend(item.captions)
         text_image_ids.extend([linked] * len(item.captions))
@@ -438,12 +444,18 @@ def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: A
          torch: Any, loaded: LoadedModel | None) -> dict[str, Any]:
     from torch.utils.data import DataLoader
 
-    from ._loader import RecordDataset, ShardBatchSampler, collate, split_preprocess, worker_init
+    from ._loader import (
+        DeviceJpegDecoder,
+        RecordDataset,
+        ShardBatchSampler,
+        collate,
+        split_preprocess,
+        tensor_resize,
+        worker_init,
+    )
 
     if loaded is None:
         torch.manual_seed(options.seed)  # random initialisation is the same on every rank and every run
-        import warnings
-
         with warnings.catch_warnings():
             if dist.rank != 0:
                 warnings.simplefilter("ignore")
@@ -479,10 +491,17 @@ def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: A
     todo = [k for k in range(n_shards) if k % dist.world == dist.rank and k not in done]
 
     pil_transform, normalizer = split_preprocess(loaded.preprocess_val)
-    draft = 2 * loaded.image_size if options.decode == "draft" else None
+    draft = loaded.image_size if options.decode == "draft" else None
+    load_options = {"max_pixels": options.max_pixels, "draft_size": draft, "timeout": options.decode_timeout}
+    resize = tensor_resize(pil_transform) if normalizer is not None else None
+    decode = options.decode if options.decode in ("torchvision", "device") else "pil"
+    if decode != "pil" and resize is None:
+        warnings.warn(f"--decode {options.decode} is not possible with {loaded.name}'s preprocessing; using PIL",
+                      stacklevel=2)
+        decode = "pil"
     dataset = RecordDataset(source, pil_transform, loaded.tokenizer, loaded.context_length, split=normalizer is not None,
-                            load_options={"max_pixels": options.max_pixels, "draft_size": draft,
-                                          "timeout": options.decode_timeout})
+                            load_options=load_options, decode=decode, resize=resize)
+    device_decoder = DeviceJpegDecoder(resize, pil_transform, load_options) if decode == "device" else None
     sampler = ShardBatchSampler(len(source), options.shard_size, options.batch_size, todo)
     workers = _default_workers(dist.world) if options.num_workers is None else options.num_workers
     loader = DataLoader(
@@ -513,8 +532,13 @@ def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: A
         with torch.inference_mode():
             for batch in loader:
                 shard = batch.items[0].index // options.shard_size
-                if batch.images is not None:
-                    x = batch.images.to(device, non_blocking=True)
+                if device_decoder is not None:
+                    x = device_decoder(batch, device)  # (n, 3, S, S) uint8 on the device
+                else:
+                    x = None if batch.images is None else batch.images.to(device, non_blocking=True)
+                    for item in batch.items:
+                        item.image = None  # the shard keeps its items until written: drop the pixels
+                if x is not None:
                     if normalizer is not None:
                         x = normalizer(x)
                     with _autocast(device, options.precision):
