@@ -27,7 +27,13 @@ def train_command(
     model: str = typer.Option("tiny", "--model", help="open_clip architecture, or 'tiny' (CPU-sized)."),
     pretrained: str = typer.Option("none", "--pretrained", help="open_clip pretrained tag to fine-tune, or 'none' (random init)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Initial weights from a local state dict / .safetensors."),
-    objective: str = typer.Option("clip", "--objective", "--loss", help="Training objective (clip)."),
+    objective: str = typer.Option(
+        "clip", "--objective", "--loss",
+        help="clip, simclr, moco, memory-bank, pirl, local-aggregation, swav, simcse, byol or supervised.",
+    ),
+    objective_option: Optional[list[str]] = typer.Option(
+        None, "--objective-option", help="KEY=VALUE passed to the objective (VALUE read as JSON if it parses); repeatable."
+    ),
     epochs: int = typer.Option(10, "--epochs", help="Epochs to train."),
     batch_size: int = typer.Option(64, "--batch-size", help="Batch size (per process under torchrun)."),
     lr: float = typer.Option(5e-4, "--lr", help="Peak learning rate of AdamW."),
@@ -60,6 +66,7 @@ def train_command(
         pretrained=pretrained,
         checkpoint=None if checkpoint is None else str(checkpoint),
         objective=objective,
+        objective_options=_objective_options(objective, objective_option or []),
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -139,3 +146,37 @@ def _source(*, shapes, images, captions, coco_captions, coco_images, dataset, sp
         raise InputError(f"{source.description} holds no image-caption pairs to train on; check the captions file")
     return pairs, {"source": source.kind, "description": source.description, "fingerprint": source.fingerprint,
                    "pairs": len(pairs), "captions_per_image": captions_per_image}  # fmt: skip
+
+
+def _objective_options(objective: str, pairs: list[str]) -> dict:
+    """``["queue_size=1024", "temperature=0.2"]`` -> keyword options, checked against the objective."""
+    import inspect
+    import json
+
+    from ..train.trainer import get_objective
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--objective-option takes KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    if options:
+        known: list[str] = []
+        for cls in get_objective(objective).__mro__:  # follow **kwargs up to the class that takes them
+            if "__init__" not in vars(cls):
+                continue
+            params = inspect.signature(cls.__init__).parameters.values()
+            named = (p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+            known += [p.name for p in named if p.name not in ("self", "ctx")]
+            if not any(p.kind is p.VAR_KEYWORD for p in params):
+                break
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise InputError(
+                f"objective {objective!r} has no option {', '.join(unknown)}; its options are {', '.join(known) or 'none'}"
+            )
+    return options
