@@ -54,6 +54,7 @@ def test_folder_with_captions_csv(shapes_folder, tmp_path):
     assert unpaired == ["a photo that is not there"]  # every other caption points at its image
 
 
+@pytest.mark.slow
 def test_coco_json_output_and_limit(realdata, tmp_path):
     proc = run_cli("extract", "--coco-captions", realdata / COCO[0], "--coco-images", realdata / COCO[1], *TINY,
                    "--out", tmp_path / "s", "--captions-per-image", "first", "--limit", "30", "--json",
@@ -69,6 +70,7 @@ def test_coco_json_output_and_limit(realdata, tmp_path):
     assert again.returncode == 0 and "already complete" in again.stdout
 
 
+@pytest.mark.slow
 def test_dataset_and_texts_inputs(tmp_path):
     import datasets
 

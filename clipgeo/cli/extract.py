@@ -84,6 +84,7 @@ def extract_cmd(
 ) -> None:
     """Embed images and captions with an open_clip model (raw features, before normalisation) into a store.
 
+    \b
     Examples:
       clipgeo extract --coco-captions annotations/captions_val2017.json --coco-images val2017 --out coco_vitb32
       clipgeo extract --images photos/ --captions captions.csv --model ViT-B-32 --pretrained openai --out store
