@@ -27,6 +27,21 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def assert_close_f32(actual, expected, ulps: float = 64, rtol: float = 0.0) -> None:
+    """Compare float32 results whose summation order may differ (batching, BLAS blocking, threads).
+
+    The absolute tolerance is ``ulps`` float32 epsilons times the largest magnitude in ``expected``: values
+    near zero are compared on the scale of the whole array, as their round-off is (CONTRIBUTING: floats).
+    """
+    expected = np.asarray(expected, dtype=np.float64)
+    actual = np.asarray(actual, dtype=np.float64)
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=ulps * EPS32 * max(scale, 1e-30))
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m clipgeo ARGS`` in a subprocess, as a user would; returns the completed process."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

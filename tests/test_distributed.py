@@ -73,6 +73,8 @@ def _worker(rank: int, port: int, out_dir: str, loss: str, gather: bool) -> None
             {"loss": value.item(), "grads": grads, "gathered": everything.detach(), "local_grad": local.grad},
             os.path.join(out_dir, f"rank{rank}.pt"),
         )
+        # no rank tears gloo down while the other still talks to it (an abort at exit otherwise, now and then)
+        torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
 
@@ -99,7 +101,9 @@ def test_two_processes_equal_full_batch(tmp_path, loss):
     for r in results:
         assert set(r["grads"]) == set(expected_grads)
         for name, grad in expected_grads.items():
-            torch.testing.assert_close(r["grads"][name], grad, rtol=1e-5, atol=1e-6, msg=f"{loss}: gradient of {name}")
+            # float32 reductions in another order: absolute tolerance on the scale of the whole gradient
+            atol = 64 * torch.finfo(torch.float32).eps * float(grad.abs().max())
+            torch.testing.assert_close(r["grads"][name], grad, rtol=1e-5, atol=atol, msg=f"{loss}: gradient of {name}")
 
     # gather_with_grad: the rows of rank 0 then rank 1; each rank gets the summed gradient of its own rows
     gathered = results[0]["gathered"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_clean_error, run_cli
+from conftest import assert_clean_error, assert_close_f32, run_cli
 from test_data_sources import COCO, make_images
 
 from clipgeo.store import read_manifest, read_store
@@ -187,5 +187,6 @@ def test_torchrun_two_processes_share_one_store(shapes_folder, tmp_path):
     )
     a, b = read_store(single), read_store(multi)
     assert list(a.image_ids) == list(b.image_ids) and list(a.text_ids) == list(b.text_ids)
-    np.testing.assert_array_equal(a.image, b.image)
-    np.testing.assert_array_equal(a.text, b.text)
+    # the ranks run with other thread counts than the single process: float32 tolerance, not bit equality
+    assert_close_f32(a.image, b.image)
+    assert_close_f32(a.text, b.text)

@@ -77,10 +77,10 @@ def test_equals_open_clip(seed):
     # open_clip expects unit features: compare on unit inputs (ours normalises itself) ...
     unit_img, unit_txt = torch.nn.functional.normalize(img, dim=-1), torch.nn.functional.normalize(txt, dim=-1)
     expected = reference(unit_img, unit_txt, scale)
-    assert ClipLoss()(img, txt, logit_scale=scale).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert ClipLoss()(img, txt, logit_scale=scale).item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-6)
     # ... and with normalize=False on arbitrary inputs, exactly its arithmetic
     expected_raw = reference(img, txt, scale)
-    assert ClipLoss(normalize=False)(img, txt, logit_scale=scale).item() == pytest.approx(expected_raw.item(), rel=1e-6)
+    assert ClipLoss(normalize=False)(img, txt, logit_scale=scale).item() == pytest.approx(expected_raw.item(), rel=1e-5, abs=1e-6)
 
 
 def test_gradients_equal_open_clip():

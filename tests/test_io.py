@@ -1,0 +1,51 @@
+"""clipgeo._io: atomic writes leave the old file or the new one, never a part; strict JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from clipgeo._io import atomic_dir, atomic_path, to_jsonable, write_json, write_text
+
+
+def test_write_json_is_strict_and_converts_numpy(tmp_path):
+    path = write_json(tmp_path / "sub" / "a.json", {"x": np.float32(1.5), "n": np.int64(3), "v": np.arange(3),
+                                                     "bad": math.nan, "inf": np.float64(np.inf), "ok": True})
+    data = json.loads(path.read_text())
+    assert data == {"x": 1.5, "n": 3, "v": [0, 1, 2], "bad": None, "inf": None, "ok": True}
+
+
+def test_failure_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    target = write_text(tmp_path / "a.txt", "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_atomic_dir_removes_everything_on_failure(tmp_path):
+    with pytest.raises(ValueError), atomic_dir(tmp_path / "store") as tmp:
+        (tmp / "part-0.parquet").write_bytes(b"x")
+        raise ValueError("bad row")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_dir(tmp_path / "store") as tmp:
+        (tmp / "part-0.parquet").write_bytes(b"x")
+    assert [p.name for p in (tmp_path / "store").iterdir()] == ["part-0.parquet"]
+
+
+def test_to_jsonable_dataclass_and_paths(tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass
+    class R:
+        a: float
+        p: object
+
+    assert to_jsonable(R(np.float64(2.0), tmp_path)) == {"a": 2.0, "p": str(tmp_path)}
