@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import assert_clean_error, assert_close_f32, run_cli
 from test_data_sources import COCO, make_images
