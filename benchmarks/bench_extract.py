@@ -104,7 +104,8 @@ def model_only(source, loaded, device, precision: str, batch_size: int) -> dict:
 
     from clipgeo.data import load_image
     from clipgeo.extract._loader import pil_to_uint8, split_preprocess
-    from clipgeo.extract._pipeline import _autocast, _encode_texts
+    from clipgeo.extract._pipeline import _encode_texts
+    from clipgeo.runtime import autocast
 
     pil, normalizer = split_preprocess(loaded.preprocess_val)
     images, captions, decoded = [], [], {}
@@ -123,14 +124,14 @@ def model_only(source, loaded, device, precision: str, batch_size: int) -> dict:
         images = images.pin_memory()
     with torch.inference_mode():
         # warm-up (kernels, allocator)
-        with _autocast(device, precision):
+        with autocast(device, precision):
             model.encode_image(normalizer(images[:batch_size].to(device)), normalize=False)
         _encode_texts(model, tokens[:batch_size], batch_size, device, precision, True)
         _sync(device)
         start = time.perf_counter()
         for s in range(0, len(images), batch_size):
             x = normalizer(images[s : s + batch_size].to(device, non_blocking=True))
-            with _autocast(device, precision):
+            with autocast(device, precision):
                 model.encode_image(x, normalize=False).float()
         _encode_texts(model, tokens, batch_size, device, precision, True)
         _sync(device)
@@ -142,7 +143,8 @@ def text_trimming(source, loaded, device, precision: str, batch_size: int) -> di
     """Captions/s of the text tower: padded to the context (``encode_text``) vs clipgeo's length-sorted trimming."""
     import torch
 
-    from clipgeo.extract._pipeline import _autocast, _encode_texts
+    from clipgeo.extract._pipeline import _encode_texts
+    from clipgeo.runtime import autocast
 
     captions = [c for i in range(len(source)) for c in source[i].captions if c]
     tokens = loaded.tokenizer(captions, context_length=loaded.context_length)
@@ -157,7 +159,7 @@ def text_trimming(source, loaded, device, precision: str, batch_size: int) -> di
                 _encode_texts(model, tokens, batch_size, device, precision, True)
             else:  # plain encode_text in source order, as open_clip users do
                 for s in range(0, len(tokens), batch_size):
-                    with _autocast(device, precision):
+                    with autocast(device, precision):
                         model.encode_text(tokens[s : s + batch_size].to(device), normalize=False)
             _sync(device)
             rates[name] = len(captions) / (time.perf_counter() - start)
@@ -269,8 +271,8 @@ def main() -> None:
     import torch
 
     from clipgeo.data import coco
-    from clipgeo.extract import resolve_device
     from clipgeo.models import load_model
+    from clipgeo.runtime import resolve_device
 
     device = resolve_device(args.device)
     base = coco(args.coco_captions, args.coco_images, args.captions_per_image)

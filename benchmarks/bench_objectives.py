@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> None:
 
     warnings.simplefilter("ignore")
     from clipgeo.data.shapes import CaptionedShapes
+    from clipgeo.train import TrainConfig, train
     from clipgeo.train.compare import compare_runs, write_comparison
-    from clipgeo.train.trainer import TrainConfig, train
 
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
     if "simclr" not in objectives:

@@ -62,8 +62,8 @@ import sys, torch, warnings
 warnings.simplefilter("ignore")
 from clipgeo.models import load_model
 from clipgeo.train.checkpoint import save_weights
-from clipgeo.train.trainer import _seed_all
-_seed_all(int(sys.argv[2]))  # the trainer seeds exactly like this before building the model
+from clipgeo.runtime import seed_all
+seed_all(int(sys.argv[2]))  # the trainer seeds exactly like this before building the model
 save_weights(sys.argv[1], load_model("tiny", "none").model.state_dict())
 """
 

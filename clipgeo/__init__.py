@@ -38,6 +38,17 @@ _EXPORTS: dict[str, str] = {
     "alignment_uniformity": "clipgeo.analyzers",
     "cosine_gradient": "clipgeo.analyzers",
     "pca_projection": "clipgeo.analyzers",
+    # beyond the paper (SPEC §12)
+    "pair_conformity": "clipgeo.analyzers",
+    "retrieval_by_conformity": "clipgeo.analyzers",
+    "commonness": "clipgeo.analyzers",
+    "gap_metrics": "clipgeo.analyzers",
+    "Whitener": "clipgeo.analyzers",
+    "whitening": "clipgeo.analyzers",
+    "vslerp": "clipgeo.analyzers",
+    "spectrum": "clipgeo.analyzers",
+    "bootstrap": "clipgeo.analyzers",
+    "compare_reports": "clipgeo.report._compare",
     "UnitNormWarning": "clipgeo.analyzers",
     # report
     "analyze": "clipgeo.report",
@@ -53,7 +64,7 @@ _EXPORTS: dict[str, str] = {
     "sample_anisotropic": "clipgeo.synthetic",
     "thin_shell_curve": "clipgeo.synthetic",
     # evaluation of trained runs (imports torch on first use)
-    "linear_probe": "clipgeo.train.probe",
+    "linear_probe": "clipgeo.analyzers",
     "compare_runs": "clipgeo.train.compare",
 }
 

@@ -9,15 +9,17 @@
 6. write ``report.md``: the paper's claims, the trained and the untrained model's
    numbers side by side, the figures embedded.
 
-If ``../shared/realdata`` (or ``$CLIPGEO_REALDATA``) exists, real CLIP embeddings from
-there are imported and analyzed too, in a section of their own; the demo does not
-depend on them.  Each step is skipped when its output already exists, so an
-interrupted demo continues where it stopped.
+Given a folder of real CLIP embeddings (``realdata``: ``--realdata DIR``, default
+``$CLIPGEO_REALDATA`` or the ``shared/realdata`` folder beside the checkout when it exists),
+every embedding dump in it (a sub-folder with ``image_embeddings.npy`` and
+``text_embeddings.npy`` or ``caption_embeddings.npy``) is imported and analyzed too, in a
+section of their own beside the paper's values; the demo does not depend on them.  Each
+step is skipped when its output already exists, so an interrupted demo continues where it
+stopped.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -25,9 +27,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ClipgeoError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .report import Report
+
+#: file names of an embedding dump in the real-data folder: image, then the text candidates
+REAL_IMAGE = "image_embeddings.npy"
+REAL_TEXT = ("text_embeddings.npy", "caption_embeddings.npy")
 
 
 @dataclass
@@ -47,7 +56,7 @@ class DemoConfig:
     figures_dir : path, optional
         Also copy the trained model's PNG figures here (``make figures`` → figures/).
     realdata : path or None
-        Folder of real embeddings to add a section on (default: ../shared/realdata if present).
+        Folder of real embedding dumps to add a section on (default: :func:`default_realdata`).
     """
 
     out: Path
@@ -61,11 +70,14 @@ class DemoConfig:
     realdata: Path | None = None
 
 
-def _default_realdata() -> Path | None:
+def default_realdata() -> Path | None:
+    """``$CLIPGEO_REALDATA``, else ``shared/realdata`` beside the checkout this package runs from; None if absent."""
     env = os.environ.get("CLIPGEO_REALDATA")
-    candidates = [Path(env)] if env else []
-    candidates += [Path.cwd().parent / "shared" / "realdata", Path(__file__).resolve().parents[2] / "shared" / "realdata"]
-    return next((c for c in candidates if c.is_dir()), None)
+    if env:
+        return Path(env) if Path(env).is_dir() else None
+    checkout = Path(__file__).resolve().parents[1]
+    beside = checkout.parent / "shared" / "realdata"
+    return beside if (checkout / "pyproject.toml").is_file() and beside.is_dir() else None
 
 
 class _Steps:
@@ -89,14 +101,14 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] | None = None) -> Pa
     from .data.sources import folder
     from .extract import ExtractOptions, extract
     from .plotting import render_figures
-    from .report import analyze
-    from .store import read_store
+    from .report import REPORT_JSON, analyze, read_report
+    from .store import read_store, status
     from .train.trainer import TrainConfig, train
 
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    realdata = config.realdata if config.realdata is not None else _default_realdata()
+    realdata = config.realdata if config.realdata is not None else default_realdata()
     steps = _Steps(6 if realdata is None else 7, log)
     t_all = time.perf_counter()
 
@@ -137,7 +149,7 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] | None = None) -> Pa
     source = folder(eval_dir / "images", eval_dir / "captions.csv")
     stores = {"trained": out / "stores" / "trained", "untrained": out / "stores" / "untrained"}
     for name, root in stores.items():
-        if (root / "manifest.json").exists() and json.loads((root / "manifest.json").read_text())["status"] == "complete":
+        if status(root).complete:
             continue
         opts = ExtractOptions(
             model="tiny", pretrained="none", checkpoint=str(weights) if name == "trained" else None,
@@ -148,12 +160,12 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] | None = None) -> Pa
 
     # 4. analysis -------------------------------------------------------------------------------
     t = steps.start("analyzing both stores (every SPEC quantity)")
-    reports: dict[str, dict[str, Any]] = {}
+    reports: dict[str, Report] = {}
     for name, root in stores.items():
         adir = out / "analysis" / name
-        if not (adir / "report.json").exists():
+        if not (adir / REPORT_JSON).exists():
             analyze(read_store(root)).write(adir)
-        reports[name] = json.loads((adir / "report.json").read_text())
+        reports[name] = read_report(adir)
     steps.done(t)
 
     # 5. figures --------------------------------------------------------------------------------
@@ -188,14 +200,6 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] | None = None) -> Pa
 
 # -- the report --------------------------------------------------------------------------------------
 
-def _get(d: Any, *keys: Any, default: Any = None) -> Any:
-    for k in keys:
-        if not isinstance(d, dict) or k not in d or d[k] is None:
-            return default
-        d = d[k]
-    return d
-
-
 def _fmt(x: Any, digits: int = 3) -> str:
     if x is None:
         return "–"
@@ -204,56 +208,40 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
-def claim_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+def claim_rows(report: Report) -> list[tuple[str, str, str]]:
     """(claim of the paper, the paper's value, what this report shows) for the side-by-side table."""
-    g = lambda *k: _get(report, *k)  # noqa: E731
-    rows = []
-    rows.append(("Modality gap: the two modalities sit apart (l2 centroid distance of unit vectors)",
-                 "0.82 (ViT-B/32, COCO)", _fmt(g("modality_gap", "l2_centroid_distance"))))
-    feats = g("separability", "features") or []
-    if feats:
-        top = feats[0]
-        rows.append(("A few raw features separate image from text on their own (best single-feature balanced accuracy)",
-                     "100 % (2 features)", f"{100 * top['threshold_accuracy']:.1f} % (feature {top['feature']})"))
-        n100 = sum(1 for f in feats if f["threshold_accuracy"] >= 0.999)
-        rows.append(("Features that separate the modalities perfectly alone", "2 of 512", f"{n100} of {len(feats)}"))
-    rows.append(("Linear separability, 5-fold cross-validated", "≈100 %", _pct(g("separability", "linear_cv_accuracy"))))
-    for m in ("image", "text"):
-        ts = g("thin_shell", m)
-        if ts:
-            rows.append((f"Thin shell ({m}): centred norm ≈ sqrt(tr C), small relative thickness",
-                         "mean² 57.6 vs var 0.19 (image)",
-                         f"{_fmt(ts['mean_centered_norm'])} ± {_fmt(ts['std_centered_norm'])} vs {_fmt(ts['sqrt_trace_cov'])}"))
-    for m in ("image", "text"):
-        ms = g("mahalanobis_shell", m)
-        if ms:
-            rows.append((f"Ellipsoidal shell ({m}): Mahalanobis cv vs Euclidean cv", "thinner than Euclidean",
-                         f"{_fmt(ms['cv'])} vs {_fmt(ms['euclidean_cv'])}"))
-    for m in ("image", "text"):
-        od = g("off_diagonal_dominance", m)
-        if od:
-            rows.append((f"Tilted ellipsoid ({m}): median off-diagonal dominance; fraction of rows > 1", "> 1",
-                         f"{_fmt(od['median'])}; {_pct(od['fraction_above_1'])}"))
-    for m, paper in (("image", "0.94"), ("text", "1.03")):
-        eo = g("ellipsoid_offset", m)
-        if eo:
-            rows.append((f"Centre far from the origin ({m}): ‖m‖ / ‖σ‖", paper, _fmt(eo["ratio"])))
-    for m in ("image", "text"):
-        c = g("conformity", m)
-        if c:
-            rows.append((f"Conformity ≈ a·cos(x, m) + b ({m}): Pearson r", "0.9998", _fmt(c["pearson"], 5)))
-    cs = g("centroid_shift")
-    if cs and cs.get("loss"):
-        import numpy as np
+    import numpy as np
 
-        alphas, loss = cs["alpha"], cs["loss"]
-        best = alphas[int(np.argmin(loss))]
-        rows.append(("Contrastive loss is lowest where training put the ellipsoid (argmin over α of the image shift)",
-                     "α = 0", f"α = {best:+.1f}"))
-        kl = cs.get("conformity_kl")
-        if kl:
-            rows.append(("Image/text conformity distributions match best at α = 0 (argmin KL)", "α = 0",
-                         f"α = {alphas[int(np.argmin(kl))]:+.1f}"))
+    from .report import PAPER
+
+    rows: list[tuple[str, str, str]] = []
+
+    def add(key: str, here: str, m: str = "") -> None:
+        rows.append((PAPER[key].claim.format(m=m), PAPER[key].paper, here))
+
+    gap, sep = report.modality_gap, report.separability
+    add("modality_gap", _fmt(None if gap is None else gap.l2_centroid_distance))
+    if sep is not None and len(sep.ranking):
+        top = int(sep.ranking[0])
+        add("best_feature", f"{100 * sep.threshold_accuracy[top]:.1f} % (feature {top})")
+        n100 = int(np.sum(sep.threshold_accuracy >= 0.999))
+        add("perfect_features", f"{n100} of {len(sep.threshold_accuracy)}")
+    add("linear_cv", _pct(None if sep is None else sep.linear_cv_accuracy))
+    for m, ts in report.thin_shell.items():
+        add("thin_shell", f"{_fmt(ts.mean_centered_norm)} ± {_fmt(ts.std_centered_norm)} vs {_fmt(ts.sqrt_trace_cov)}", m)
+    for m, ms in report.mahalanobis_shell.items():
+        add("mahalanobis_shell", f"{_fmt(ms.cv)} vs {_fmt(ms.euclidean_cv)}", m)
+    for m, od in report.off_diagonal_dominance.items():
+        add("off_diagonal_dominance", f"{_fmt(od.median)}; {_pct(od.fraction_above_1)}", m)
+    for m, eo in report.ellipsoid_offset.items():
+        add(f"offset_{m}", _fmt(eo.ratio))
+    for m, c in report.conformity.items():
+        add("conformity", _fmt(c.pearson, 5), m)
+    cs = report.centroid_shift
+    if cs is not None and len(cs.loss):
+        add("centroid_shift_loss", f"α = {cs.alpha[int(np.argmin(cs.loss))]:+.1f}")
+        if len(cs.conformity_kl):
+            add("centroid_shift_kl", f"α = {cs.alpha[int(np.argmin(cs.conformity_kl))]:+.1f}")
     return rows
 
 
@@ -275,7 +263,7 @@ def _training_table(metrics_csv: Path) -> list[dict[str, Any]]:
     return frame.iloc[picks][keep].to_dict("records")
 
 
-def _render(config: DemoConfig, reports: dict[str, dict[str, Any]], fig_dir: Path, run_dir: Path,
+def _render(config: DemoConfig, reports: dict[str, Report], fig_dir: Path, run_dir: Path,
             metrics: list[dict[str, Any]], real_section: str, out: Path, seconds: float) -> str:
     rel = lambda p: os.path.relpath(p, out)  # noqa: E731
     trained, untrained = claim_rows(reports["trained"]), claim_rows(reports["untrained"])
@@ -315,36 +303,39 @@ def _render(config: DemoConfig, reports: dict[str, dict[str, Any]], fig_dir: Pat
     return "\n".join(lines)
 
 
-_REAL = (
-    ("hm_products1126_clip512", "image_embeddings.npy", "text_embeddings.npy", "H&M products, 512-d CLIP"),
-    ("flickr8k_100x5_clip_vitb32", "image_embeddings.npy", "text_embeddings.npy", "Flickr8k, CLIP ViT-B/32"),
-    ("unsplash290_clip_vitb32", "image_embeddings.npy", "caption_embeddings.npy", "Unsplash, CLIP ViT-B/32"),
-)
+def real_sets(realdata: Path) -> list[tuple[str, Path, Path]]:
+    """``(name, image file, text file)`` of every embedding dump in ``realdata`` (sub-folders, sorted by name)."""
+    found = []
+    for folder in sorted(p for p in Path(realdata).iterdir() if p.is_dir()) if Path(realdata).is_dir() else []:
+        text = next((folder / t for t in REAL_TEXT if (folder / t).is_file()), None)
+        if (folder / REAL_IMAGE).is_file() and text is not None:
+            found.append((folder.name, folder / REAL_IMAGE, text))
+    return found
 
 
 def _real_section(realdata: Path, out: Path, log: Callable[[str], None]) -> str:
-    """Import the real (unit-norm) CLIP embeddings at hand and report their modality gap."""
-    from .report import analyze
-    from .store import import_embeddings, read_store
+    """Import the real (unit-norm) CLIP embeddings at hand and report their modality gap beside the paper's."""
+    from .report import PAPER, analyze
+    from .store import import_embeddings, read_store, status
 
-    lines = ["## Real CLIP embeddings (from ../shared/realdata)", "",
+    lines = [f"## Real CLIP embeddings (from {realdata})", "",
              "These dumps were L2-normalised by whoever saved them, so only the unit-sphere quantities are meaningful "
              "(raw-space ones — thin shell, offsets — are degenerate on unit rows).", "",
-             "| data | n | l2 centroid distance | best single feature (balanced acc.) | linear CV accuracy |", "|---|---|---|---|---|"]
-    for folder_name, image, text, label in _REAL:
-        d = realdata / folder_name
-        if not (d / image).exists():
-            continue
-        store = out / folder_name
+             "| data | n | l2 centroid distance | best single feature (balanced acc.) | linear CV accuracy |", "|---|---|---|---|---|",
+             f"| paper ({PAPER['modality_gap'].paper}) | – | {PAPER['modality_gap'].value} | {PAPER['best_feature'].paper} | "
+             f"{PAPER['linear_cv'].paper} |"]  # fmt: skip
+    for name, image, text in real_sets(realdata):
+        store = out / name
         try:
-            if not (store / "manifest.json").exists():
-                import_embeddings(store, image=d / image, text=d / text, model_name=label)
-            data = analyze(read_store(store)).to_dict()
+            if not status(store).complete:
+                import_embeddings(store, image=image, text=text, model_name=name)
+            report = analyze(read_store(store))
         except ClipgeoError as exc:
-            log(f"      skipped {folder_name}: {exc}")
+            log(f"      skipped {name}: {exc}")
             continue
-        feats = _get(data, "separability", "features") or [{}]
-        lines.append(f"| {label} | {data['n_pairs']} | {_fmt(_get(data, 'modality_gap', 'l2_centroid_distance'))} | "
-                     f"{_pct(feats[0].get('threshold_accuracy'))} (feature {feats[0].get('feature', '–')}) | "
-                     f"{_pct(_get(data, 'separability', 'linear_cv_accuracy'))} |")
+        sep, gap = report.separability, report.modality_gap
+        top = None if sep is None else int(sep.ranking[0])
+        best = "–" if top is None else f"{_pct(sep.threshold_accuracy[top])} (feature {top})"
+        lines.append(f"| {name} | {report.n_pairs} | {_fmt(None if gap is None else gap.l2_centroid_distance)} | "
+                     f"{best} | {_pct(None if sep is None else sep.linear_cv_accuracy)} |")
     return "\n".join(lines)

@@ -19,9 +19,9 @@ from typing import Any
 
 from .errors import ClipgeoError
 from .provenance import file_sha256
+from .runtime import load_torch_file, resolve_precision
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
-PRECISIONS = ("fp32", "fp16", "bf16")
 _registered = False
 
 
@@ -80,23 +80,20 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
     Accepts a bare state dict or a training checkpoint with a ``"model"`` or
     ``"state_dict"`` entry; a ``module.`` prefix (DistributedDataParallel) is removed.
     """
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise ClipgeoError(f"checkpoint {path} does not exist; give the path of a .pt/.pth/.safetensors file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    fix = "save it as a plain state dict or .safetensors"
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ClipgeoError(
-            f"checkpoint {path} could not be loaded safely ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
-            "save it as a plain state dict or .safetensors"
-        ) from None
+        except Exception as exc:
+            first = str(exc).splitlines()[0][:120] if str(exc) else ""
+            raise ClipgeoError(f"checkpoint {path} could not be loaded safely ({type(exc).__name__}: {first}); {fix}") from None
+    else:
+        state = load_torch_file(path, fix=fix)
     if isinstance(state, dict):
         for key in ("model", "state_dict"):
             if key in state and isinstance(state[key], dict):
@@ -203,9 +200,9 @@ def load_model(
         Local ``.pt``/``.pth``/``.safetensors`` state dict (e.g. from ``clipgeo train``).
     device : str
         torch device string.
-    precision : {"fp32", "fp16", "bf16"}
-        Weight precision passed to open_clip (fp32 keeps fp32 weights; the caller
-        may autocast).
+    precision : {"fp32", "fp16", "bf16", "auto"}
+        Precision of the *weights* (open_clip casts them; see :mod:`clipgeo.runtime`).
+        Extraction and training keep fp32 weights and autocast instead.
 
     Raises
     ------
@@ -216,8 +213,7 @@ def load_model(
     register_configs()
     import open_clip
 
-    if precision not in PRECISIONS:
-        raise ClipgeoError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    precision = resolve_precision(precision, device)
     if name not in open_clip.list_models():
         raise ClipgeoError(
             f"unknown model {name!r}; use an open_clip architecture (e.g. ViT-B-32, RN50) or 'tiny' "

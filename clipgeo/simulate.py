@@ -11,18 +11,69 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ._io import atomic_path, write_json
 from .errors import InputError
 from .provenance import provenance
 
 
-def anisotropic_shell_table(dims: Sequence[int], n_samples: int = 2000, *, seed: int = 0):
+@dataclass(frozen=True)
+class ThinShellConfig:
+    """Defaults of :func:`thin_shell_study` (and of ``clipgeo simulate thin-shell``).
+
+    Attributes
+    ----------
+    dims : tuple of int
+        Dimensions sampled.
+    n_samples : int
+        Samples per dimension and law.
+    seed : int
+    """
+
+    dims: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256, 512)
+    n_samples: int = 2000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DoubleEllipsoidConfig:
+    """Defaults of :func:`simulate_store` (and of ``clipgeo simulate double-ellipsoid``).
+
+    Attributes
+    ----------
+    n : int
+        Image/text pairs.
+    dim : int
+        Embedding dimension.
+    offset_ratio : float
+        ``||m|| / ||σ||`` of both ellipsoids.
+    separation : float
+        d' of each planted modality-separating feature.
+    separating_features : int
+        How many features separate the modalities.
+    unit_norm : bool
+        L2-normalise the rows (as many embedding dumps are).
+    seed : int
+    """
+
+    n: int = 2000
+    dim: int = 64
+    offset_ratio: float = 1.0
+    separation: float = 8.0
+    separating_features: int = 2
+    unit_norm: bool = False
+    seed: int = 0
+
+
+_TS = ThinShellConfig
+_DE = DoubleEllipsoidConfig
+
+
+def anisotropic_shell_table(dims: Sequence[int], n_samples: int = _TS.n_samples, *, seed: int = _TS.seed):
     """Centred norms of anisotropic clouds vs sqrt(tr C) (SPEC §3, last claim).
 
     For each dimension the per-axis variances are long-tailed (log-normal, mean
@@ -35,6 +86,7 @@ def anisotropic_shell_table(dims: Sequence[int], n_samples: int = 2000, *, seed:
         One row per dim: ``mean_centered_norm``, ``std_centered_norm`` (ddof = 1),
         ``sqrt_trace_cov`` (population value), ``relative_thickness``.
     """
+    import numpy as np
     import pandas as pd
 
     from .synthetic import random_rotation, sample_anisotropic
@@ -57,78 +109,69 @@ def anisotropic_shell_table(dims: Sequence[int], n_samples: int = 2000, *, seed:
     return pd.DataFrame(rows)
 
 
-def thin_shell_study(out: str | Path, dims: Sequence[int], *, n_samples: int = 2000, seed: int = 0) -> dict[str, Path]:
-    """Sample the thin-shell theory for ``dims`` and write tables, JSON and a figure into ``out``."""
+def thin_shell_study(
+    out: str | Path,
+    dims: Sequence[int] = _TS.dims,
+    *,
+    n_samples: int = _TS.n_samples,
+    seed: int = _TS.seed,
+    dpi: int | None = None,
+) -> dict[str, Path]:
+    """Sample the thin-shell theory for ``dims`` and write tables, a figure and its JSON into ``out``.
+
+    Returns
+    -------
+    dict of str to Path
+        ``isotropic`` and ``anisotropic`` (CSV tables), ``figure`` (``thin_shell.png``) and ``json``
+        (``thin_shell.json``: the plotted tables, ``n_samples`` and the provenance).
+    """
+    from .plotting import save_figure
+    from .plotting._simulation import thin_shell_study_figure
+    from .plotting._style import DEFAULT_DPI
     from .synthetic import thin_shell_curve
 
     dims = sorted({int(d) for d in dims})
     if not dims or dims[0] < 1:
-        raise InputError("--dims needs positive integers, e.g. --dims 2,10,100,512")
+        raise InputError(f"dims must be positive integers, e.g. 2,10,100,512; got {dims}")
     if n_samples < 2:
-        raise InputError("--n-samples must be at least 2")
+        raise InputError(f"n_samples must be at least 2, got {n_samples}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     iso = thin_shell_curve(dims, n_samples, seed=seed)
     aniso = anisotropic_shell_table(dims, n_samples, seed=seed)
     files = {"isotropic": out / "thin_shell_isotropic.csv", "anisotropic": out / "thin_shell_anisotropic.csv"}
-    iso.to_csv(files["isotropic"], index=False)
-    aniso.to_csv(files["anisotropic"], index=False)
-    files["json"] = out / "thin_shell.json"
-    files["json"].write_text(json.dumps({
-        "isotropic": iso.to_dict("records"),
-        "anisotropic": aniso.to_dict("records"),
-        "n_samples": n_samples,
-        "provenance": provenance({"dims": dims, "n_samples": n_samples, "seed": seed}),
-    }, indent=1) + "\n")
-    files["figure"] = _thin_shell_figure(iso, aniso, out / "thin_shell.png")
+    for key, table in (("isotropic", iso), ("anisotropic", aniso)):
+        with atomic_path(files[key]) as tmp:
+            table.to_csv(tmp, index=False)
+    caption = f"simulation: {n_samples} samples per dimension and law, seed {seed} (clipgeo simulate thin-shell)"
+    fig, data = thin_shell_study_figure(iso, aniso, caption=caption)
+    data["n_samples"] = n_samples
+    config = {"dims": dims, "n_samples": n_samples, "seed": seed}
+    written = save_figure(fig, data, out, "thin_shell", formats=("png",), dpi=dpi or DEFAULT_DPI,
+                          provenance=provenance(config))  # fmt: skip
+    files["figure"], files["json"] = written[0], written[1]
     return files
-
-
-def _thin_shell_figure(iso, aniso, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plotting._style import REFERENCE, SERIES, style
-
-    with style():
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
-        for k, (dist, group) in enumerate(iso.groupby("distribution", sort=False)):
-            axes[0].plot(group["dim"], group["mean_norm"], marker="o", color=SERIES[k], label=dist)
-            axes[1].plot(group["dim"], group["std_norm"], marker="o", color=SERIES[k], label=dist)
-        dims = np.sort(iso["dim"].unique())
-        axes[0].plot(dims, np.sqrt(dims), "--", color=REFERENCE, label="sqrt(n)")
-        axes[0].set(xscale="log", yscale="log", xlabel="dimension n", ylabel="mean ||x||", title="isotropic: mean norm ≈ sqrt(n)")
-        axes[1].set(xscale="log", xlabel="dimension n", ylabel="std ||x||", ylim=(0, None), title="isotropic: spread stays O(1)")
-        axes[2].plot(aniso["dim"], aniso["mean_centered_norm"], marker="o", color=SERIES[1], label="mean ||x − m||")
-        axes[2].plot(aniso["dim"], aniso["sqrt_trace_cov"], "--", color=REFERENCE, label="sqrt(tr C)")
-        axes[2].set(xscale="log", yscale="log", xlabel="dimension n", ylabel="norm",
-                    title="anisotropic: centred norm ≈ sqrt(tr C)")
-        for ax in axes:
-            ax.legend()
-        fig.savefig(path, dpi=120, metadata={"Software": None})
-        plt.close(fig)
-    return path
 
 
 def simulate_store(
     out: str | Path,
     *,
-    n: int = 2000,
-    dim: int = 64,
-    offset_ratio: float = 1.0,
-    separation: float = 8.0,
-    separating_features: int = 2,
-    unit_norm: bool = False,
-    seed: int = 0,
+    n: int = _DE.n,
+    dim: int = _DE.dim,
+    offset_ratio: float = _DE.offset_ratio,
+    separation: float = _DE.separation,
+    separating_features: int = _DE.separating_features,
+    unit_norm: bool = _DE.unit_norm,
+    seed: int = _DE.seed,
 ) -> tuple[Path, dict[str, Any]]:
     """Write a synthetic double-ellipsoid store; returns its path and the ground truth summary."""
+    import numpy as np
+
     from .store import StoreMeta, write_store
     from .synthetic import double_ellipsoid, synthetic_captions
 
     if n < 2 or dim < 2:
-        raise InputError("--n and --dim must be at least 2")
+        raise InputError(f"n and dim must be at least 2, got n={n}, dim={dim}")
     image, text, truth = double_ellipsoid(
         n, dim, offset_ratio=offset_ratio, separation=separation, separating_features=separating_features,
         unit_norm=unit_norm, seed=seed,
@@ -154,5 +197,5 @@ def simulate_store(
                      **provenance({**config, "ground_truth": truth_dict}))
     path = write_store(out, meta, image=image, text=text, captions=synthetic_captions(n, seed=seed),
                        text_image_ids=[str(i) for i in range(n)])
-    (Path(out) / "ground_truth.json").write_text(json.dumps(truth_dict, indent=1) + "\n")
+    write_json(Path(out) / "ground_truth.json", truth_dict, indent=1)
     return path, truth_dict

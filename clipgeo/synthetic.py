@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .validation import check_count, check_fraction, rows_are_unit
 
 DISTRIBUTIONS = ("gaussian", "laplace", "uniform")
 
@@ -272,14 +273,13 @@ def double_ellipsoid(
         (with the defaults this happens below dim ≈ 16: pass fewer separating
         features, a smaller ``separation`` or a larger ``offset_ratio``).
     """
-    if n < 2 or dim < 1:
-        raise InputError(f"need n >= 2 rows and dim >= 1, got n={n}, dim={dim}")
+    n = check_count(n, "n", minimum=2)
+    dim = check_count(dim, "dim")
     if not -1.0 / max(tilt_block - 1, 1) < tilt_rho < 1.0:
         raise InputError(f"tilt_rho={tilt_rho} does not give a valid correlation for blocks of {tilt_block}")
     if distribution not in DISTRIBUTIONS:
         raise InputError(f"unknown distribution {distribution!r}; use one of {', '.join(DISTRIBUTIONS)}")
-    if not 0.0 <= pair_correlation <= 1.0:
-        raise InputError(f"pair_correlation must lie in [0, 1], got {pair_correlation}")
+    pair_correlation = check_fraction(pair_correlation, "pair_correlation", closed_right=True)
     rng = np.random.default_rng(seed)
     if isinstance(separating_features, (int, np.integer)):
         sep = tuple(int(k) for k in np.sort(rng.choice(dim, size=int(separating_features), replace=False)))
@@ -386,10 +386,9 @@ def embedding_set(
         Whether rows are unit-norm; detected when not given.
     """
     from .store import EmbeddingSet, StoreMeta
-    from .store import rows_are_unit as _unit
 
     if image is None and text is None:
-        raise InputError("give image rows, text rows or both")
+        raise InputError("image and text are both None; pass image rows, text rows or both")
     dim = (image if image is not None else text).shape[1]
     image = np.empty((0, dim), np.float32) if image is None else np.asarray(image)
     text = np.empty((0, dim), np.float32) if text is None else np.asarray(text)
@@ -397,7 +396,7 @@ def embedding_set(
         same = len(image) == len(text)
         text_image_index = np.arange(len(text)) if same else np.full(len(text), -1)
     if normalized is None:
-        normalized = (len(image) == 0 or _unit(image)) and (len(text) == 0 or _unit(text))
+        normalized = (len(image) == 0 or rows_are_unit(image)) and (len(text) == 0 or rows_are_unit(text))
     dtype = "float16" if image.dtype == np.float16 else "float32"
     meta = StoreMeta(model=model, dim=dim, store_dtype=dtype, normalized=bool(normalized), source=source)
     return EmbeddingSet(

@@ -100,7 +100,7 @@ def test_extremes_and_frame(rng):
     top, bottom = res.extremes(3)
     order = np.argsort(res.values)
     assert list(top) == list(order[::-1][:3]) and list(bottom) == list(order[:3])
-    assert list(res.to_frame().columns) == ["row", "conformity", "estimate", "unit_estimate"]
+    assert list(res.to_frame().columns) == ["row", "conformity", "estimate_raw", "estimate_unit"]
     with pytest.raises(InputError, match="unknown conformity method"):
         cg.conformity(x, "median")
 
@@ -109,3 +109,30 @@ def test_identity_helper_matches_brute_force(rng):
     x = rng.normal(size=(20, 3))
     u = x / np.linalg.norm(x, axis=1, keepdims=True)
     np.testing.assert_allclose(mean_conformity(u), brute_conformity(x), atol=1e-12)
+
+
+def test_names_and_the_notebook_estimate(rng):
+    x = rng.normal(size=(200, 8)) + 1.5  # a narrow cone: positive conformity
+    res = cg.conformity(x)
+    np.testing.assert_array_equal(res.exact, res.values)
+    np.testing.assert_array_equal(res.estimate_raw, res.estimate)
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    c = u.mean(0)
+    np.testing.assert_allclose(res.estimate_unit, u @ c / np.linalg.norm(c), rtol=1e-12)
+    # the notebook's "conformity" reads higher than the exact value and ranks the rows identically
+    d = res.to_dict()
+    assert d["estimate_unit_excess"] == pytest.approx(res.estimate_unit.mean() / res.values.mean() - 1, rel=1e-12)
+    assert d["estimate_unit_excess"] > 0
+    np.testing.assert_array_equal(np.argsort(res.estimate_unit), np.argsort(res.values))
+    assert set(d["estimators"]) == {"conformity", "estimate_raw", "estimate_unit"}
+
+
+def test_extremes_drop_exact_duplicates(rng):
+    x = rng.normal(size=(10, 4)) + 1
+    stored = np.repeat(x, 3, axis=0)  # each row stored three times (one image per caption)
+    res = cg.conformity(stored)
+    labels = np.repeat([f"img{i}" for i in range(10)], 3)
+    top, bottom = res.extremes(4, labels=labels)
+    assert len(set(labels[top])) == 4 and len(set(labels[bottom])) == 4
+    plain_top, _ = res.extremes(4)
+    assert len(set(labels[plain_top])) < 4  # without labels the copies fill the list

@@ -129,3 +129,55 @@ def test_linear_cv_equals_the_sklearn_pipeline(rng):
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
     ref = cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)), x, y, cv=cv).mean()
     assert cg.feature_separability(img, txt).linear_cv_accuracy == pytest.approx(ref, abs=1e-12)
+
+
+def test_planted_tie_picks_the_pair_with_the_higher_fisher_ratio():
+    # feature 0 separates 100 % on its own, so every pair holding it ties at 100 %.  Feature 1 carries no
+    # label but copies feature 0's noise (f0 - f1 is almost noise-free: a huge Fisher ratio); feature 2 is
+    # a weak separator and ranks above 1, so the old "first pair in loop order" rule picked (0, 2)
+    rng = np.random.default_rng(5)
+    n = 400
+    label = np.r_[np.ones(n), -np.ones(n)]
+    noise = rng.uniform(-1, 1, 2 * n)
+    f0 = 3 * label + noise
+    f1 = noise + 0.05 * rng.normal(size=2 * n)
+    f2 = label + rng.normal(size=2 * n)
+    x = np.c_[f0, f1, f2]
+    img, txt = x[:n], x[n:]
+    res = cg.feature_separability(img, txt, top_k=3, linear_cv=False)
+    assert list(res.ranking) == [0, 2, 1]
+    assert res.best_pair_accuracy == 1.0 and res.best_pair_ties == 2
+    assert set(res.best_pair) == {0, 1}
+    ratio = {}
+    for cols in ([0, 1], [0, 2]):
+        a, b = img[:, cols], txt[:, cols]
+        sw = (np.cov(a, rowvar=False) * (n - 1) + np.cov(b, rowvar=False) * (n - 1)) / (2 * n - 2)
+        w = np.linalg.solve(sw, a.mean(0) - b.mean(0))
+        ratio[tuple(cols)] = float(w @ (a.mean(0) - b.mean(0))) ** 2 / float(w @ sw @ w)
+    assert ratio[(0, 1)] > 10 * ratio[(0, 2)]
+    assert res.best_pair_fisher == pytest.approx(ratio[(0, 1)], rel=1e-9)
+    d = res.to_dict()
+    assert d["best_pair_ties"] == 2 and d["best_pair"]["fisher_ratio"] == pytest.approx(ratio[(0, 1)], rel=1e-9)
+
+
+def test_equal_fisher_ratios_fall_back_to_the_feature_index():
+    # columns 0 and 2 are one perfect feature A, 1 and 3 one noise feature B: the pairs (0, 1), (0, 3),
+    # (2, 1), (2, 3) are the same data, so they tie on accuracy and on the Fisher ratio; the lowest indices win
+    rng = np.random.default_rng(2)
+    a = np.r_[rng.uniform(2, 3, 50), rng.uniform(-3, -2, 50)]
+    b = rng.normal(size=100)
+    x = np.c_[a, b, a, b]
+    res = cg.feature_separability(x[:50], x[50:], top_k=4, linear_cv=False)
+    assert res.best_pair_accuracy == 1.0 and res.best_pair_ties == 5  # every pair holding column 0 or 2
+    assert sorted(res.best_pair) == [0, 1]
+
+
+def test_modality_label_features_follow_the_stated_criterion():
+    img, txt, truth = cg.double_ellipsoid(800, 40, separating_features=[3, 17, 29], separation=10, seed=4)
+    res = cg.feature_separability(img, txt, linear_cv=False)
+    label = res.modality_label_features
+    assert set(truth.separating_features) <= set(label.tolist())
+    np.testing.assert_array_equal(label, res.ranking[res.threshold_accuracy[res.ranking] >= 0.95])
+    d = res.to_dict()
+    assert d["modality_label_features"] == [int(k) for k in label]
+    assert d["n_modality_label_features"] == len(label) and "0.95" in d["modality_label_criterion"]

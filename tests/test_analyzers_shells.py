@@ -70,10 +70,50 @@ def test_mahalanobis_uses_default_ledoit_wolf(rng):
     res = cg.mahalanobis_shell(x)
     lw = LedoitWolf().fit(x)
     assert res.shrinkage == pytest.approx(lw.shrinkage_, rel=1e-12)
-    np.testing.assert_allclose(res.distances**2, lw.mahalanobis(x), rtol=1e-9)
-    assert res.cv == pytest.approx(res.distances.std(ddof=1) / res.distances.mean(), rel=1e-12)
+    np.testing.assert_allclose(res.distances_in_sample**2, lw.mahalanobis(x), rtol=1e-9)
+    d = res.distances_in_sample
+    assert res.cv_in_sample == pytest.approx(d.std(ddof=1) / d.mean(), rel=1e-12)
     cn = np.linalg.norm(x - x.mean(0), axis=1)
-    assert res.euclidean_cv == pytest.approx(cn.std(ddof=1) / cn.mean(), rel=1e-12)
+    assert res.euclidean_cv_in_sample == pytest.approx(cn.std(ddof=1) / cn.mean(), rel=1e-12)
+
+
+def test_mahalanobis_held_out_distances_use_the_other_folds_fit(rng):
+    from sklearn.model_selection import KFold
+
+    x = rng.normal(size=(40, 12)) * np.linspace(0.5, 2, 12) + 1.0
+    res = cg.mahalanobis_shell(x, seed=3)
+    assert res.folds == 5 and len(res.fold_shrinkage) == 5
+    held, euclid = np.empty(40), np.empty(40)
+    for train, test in KFold(5, shuffle=True, random_state=3).split(x):
+        held[test] = np.sqrt(LedoitWolf().fit(x[train]).mahalanobis(x[test]))
+        euclid[test] = np.linalg.norm(x[test] - x[train].mean(0), axis=1)
+    np.testing.assert_allclose(res.distances, held, rtol=1e-9)
+    np.testing.assert_allclose(res.centered_norms_held_out, euclid, rtol=1e-12)
+    assert res.cv == pytest.approx(held.std(ddof=1) / held.mean(), rel=1e-9)
+    assert res.euclidean_cv == pytest.approx(euclid.std(ddof=1) / euclid.mean(), rel=1e-12)
+    assert res.thinner_than_euclidean == (res.cv < res.euclidean_cv)
+    d = res.to_dict()
+    assert {"cv", "cv_in_sample", "euclidean_cv", "thinner_than_euclidean"} <= set(d) and "distances" not in d
+
+
+def test_mahalanobis_in_sample_shell_is_an_artifact_when_n_is_below_d():
+    # a planted double ellipsoid with N < d: the rows the fit saw look closer than new rows do, so the
+    # in-sample cv understates the shell's thickness; held out it is at least as large
+    img, _, _ = cg.double_ellipsoid(60, 96, seed=12)
+    res = cg.mahalanobis_shell(img)
+    assert res.n < res.dim
+    assert res.cv >= res.cv_in_sample
+    assert res.mean > res.mean_in_sample  # new rows lie farther out under the fit than its own rows
+    # with N >> d both agree
+    big, _, _ = cg.double_ellipsoid(4000, 16, seed=12)
+    many = cg.mahalanobis_shell(big)
+    assert many.cv == pytest.approx(many.cv_in_sample, rel=0.05)
+
+
+def test_mahalanobis_with_two_rows_has_no_held_out_numbers(rng):
+    res = cg.mahalanobis_shell(rng.normal(size=(2, 3)))
+    assert res.folds == 0 and np.isnan(res.cv) and not res.thinner_than_euclidean
+    assert res.to_dict()["cv"] is None and np.isfinite(res.cv_in_sample)
 
 
 # -- off-diagonal dominance -------------------------------------------------------------------------

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from clipgeo.data.shapes import CaptionedShapes
-from clipgeo.train.compare import build_objective, embed_pairs, load_run
-from clipgeo.train.trainer import TrainConfig, train
+from clipgeo.train import TrainConfig, train
+from clipgeo.train.compare import embed_pairs
+from clipgeo.train.runs import build_objective, load_run
 from tests.conftest import assert_clean_error, run_cli
 
 N_EVAL, N_PROBE, SEED = 60, 80, 7

@@ -240,9 +240,10 @@ def test_other_model_data_or_options_are_refused(realdata, tmp_path):
 
 
 def test_options_are_validated():
-    for bad, needle in [({"batch_size": 0}, "--batch-size"), ({"device": "tpu"}, "--device"),
-                        ({"precision": "int8"}, "--precision"), ({"store_dtype": "float64"}, "--store-dtype"),
-                        ({"limit": 0}, "--limit"), ({"shard_size": 0}, "--shard-size"), ({"decode": "gpu2"}, "--decode")]:
+    # library messages name the parameters (the CLI shows them as --flags)
+    for bad, needle in [({"batch_size": 0}, "batch_size"), ({"device": "tpu"}, "device='tpu'"),
+                        ({"precision": "int8"}, "precision='int8'"), ({"store_dtype": "float64"}, "store_dtype='float64'"),
+                        ({"limit": 0}, "limit"), ({"shard_size": 0}, "shard_size"), ({"decode": "gpu2"}, "decode='gpu2'")]:
         with pytest.raises(InputError, match=needle):
             _opts(**bad).validate()
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from clipgeo.train.compare import build_objective
+from clipgeo.train.runs import build_objective
 
 
 def ntxent_reference(a: np.ndarray, b: np.ndarray, tau: float) -> float:

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from clipgeo.data.shapes import CaptionedShapes
+from clipgeo.train import OBJECTIVES, TrainConfig, get_objective, train
 from clipgeo.train.checkpoint import load_checkpoint
-from clipgeo.train.compare import build_objective, embed_pairs, load_run
-from clipgeo.train.trainer import OBJECTIVES, TrainConfig, get_objective, train
+from clipgeo.train.compare import embed_pairs
+from clipgeo.train.runs import build_objective, load_run
 
 IMAGE_OBJECTIVES = ["simclr", "moco", "memory-bank", "pirl", "local-aggregation", "swav", "byol", "supervised"]
 N_SHAPES, HELDOUT, BATCH, EPOCHS = 80, 16, 16, 2

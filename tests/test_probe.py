@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from clipgeo.analyzers import linear_probe, linear_probe_split
 from clipgeo.data.shapes import COLORS, SHAPES, CaptionedShapes
 from clipgeo.errors import InputError
-from clipgeo.train.probe import frozen_features, linear_probe, linear_probe_split, probe_runs, shape_labels
+from clipgeo.train.probe import frozen_features, probe_runs, shape_labels
 from tests.conftest import assert_clean_error, assert_close_f32, run_cli
 
 
@@ -104,7 +105,7 @@ def test_bad_inputs():
 def simclr_run(tmp_path_factory):
     import warnings
 
-    from clipgeo.train.trainer import TrainConfig, train
+    from clipgeo.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("runs") / "simclr"
     config = TrainConfig(out=str(out), objective="simclr", epochs=1, batch_size=16, heldout=8, log_every=10, device="cpu")
@@ -131,8 +132,8 @@ def test_probe_cli_reports_runs_and_random_baseline(simclr_run, tmp_path):
 
 def test_probe_rows_match_a_direct_probe(simclr_run):
     """The table's number is the held-out accuracy of a probe on the tower's features, same split."""
-    from clipgeo.train.compare import EVAL_SEED, build_objective, load_run
     from clipgeo.train.probe import tower_features
+    from clipgeo.train.runs import EVAL_SEED, build_objective, load_run
 
     rows = probe_runs([simclr_run], labels=["size"], n=100, baseline=False)
     objective = build_objective(load_run(simclr_run))
@@ -152,3 +153,22 @@ def test_baseline_model_without_runs():
 
 def test_probe_cli_clean_error(tmp_path):
     assert_clean_error(run_cli("probe", "--baseline-model", "tiny", "--tower", "audio"), "--tower")
+
+
+def test_linear_probe_and_the_training_config_need_no_torch():
+    """``cg.linear_probe`` is scikit-learn only; the train and extract packages and the runtime import without torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises ImportError
+        "import numpy as np, clipgeo as cg, clipgeo.train, clipgeo.extract, clipgeo.runtime\n"
+        "from clipgeo.train.config import TrainConfig\n"
+        "from clipgeo.extract import ExtractOptions\n"
+        "rng = np.random.default_rng(0)\n"
+        "y = np.repeat([0, 1], 30); x = rng.normal(size=(60, 4)) + 3 * y[:, None]\n"
+        "assert cg.linear_probe(x, y).accuracy > 0.9\n"
+        "TrainConfig(out='x'); ExtractOptions().validate()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -160,3 +160,117 @@ def test_bad_options_are_refused(planted):
         cg.analyze(es, conformity="approx")
     with pytest.raises(InputError, match="temperature"):
         cg.analyze(es, temperature=-1)
+
+
+# -- the file format: one writer, one reader ------------------------------------------------------
+
+
+def _assert_same_result(a, b, where):
+    """Every field of two analyzer results equal: JSON values exactly, table arrays to their 9 digits."""
+    import dataclasses
+
+    assert type(a) is type(b), where
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray) or (isinstance(x, (list, tuple)) and x and not isinstance(x[0], str)):
+            x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+            assert x.shape == y.shape, (where, f.name)
+            np.testing.assert_allclose(y, x, rtol=1e-8, atol=0, err_msg=f"{where}.{f.name}")
+        elif isinstance(x, float):
+            assert y == pytest.approx(x, rel=1e-15, abs=0, nan_ok=True), (where, f.name)
+        else:
+            assert x == y, (where, f.name)
+
+
+def test_write_then_read_gives_back_every_number(written):
+    from clipgeo.report import read_report
+
+    report, out, _ = written
+    back = read_report(out)
+    for name in ("dim", "n_image", "n_text", "n_pairs", "meta", "skipped", "warnings", "unit_norm"):
+        assert getattr(back, name) == getattr(report, name), name
+    assert back.config == report.config
+    for name in ("modality_gap", "separability", "centroid_shift", "alignment_uniformity", "cosine_gradient", "projection"):
+        _assert_same_result(getattr(report, name), getattr(back, name), name)
+    for name in ("thin_shell", "mahalanobis_shell", "off_diagonal_dominance", "ellipsoid_offset", "conformity"):
+        assert set(getattr(back, name)) == set(getattr(report, name)) == {"image", "text"}, name
+        for m in ("image", "text"):
+            _assert_same_result(getattr(report, name)[m], getattr(back, name)[m], f"{name}.{m}")
+    for m in ("image", "text"):
+        assert set(back.rows[m]) == set(report.rows[m])
+        for key, values in report.rows[m].items():
+            assert [str(v) for v in back.rows[m][key]] == [str(v) for v in values], (m, key)
+        assert set(back.top_feature_values[m]) == set(report.top_feature_values[m])
+        for k, values in report.top_feature_values[m].items():
+            np.testing.assert_allclose(back.top_feature_values[m][k], values, rtol=1e-8, atol=0)
+    pd.testing.assert_frame_equal(back.thin_shell_theory, report.thin_shell_theory, rtol=1e-8)
+    assert back.timings == pytest.approx({k: round(v, 4) for k, v in report.timings.items()})
+
+
+def test_write_computes_nothing_and_leaves_no_stale_or_temporary_files(written, tmp_path):
+    import dataclasses
+
+    report, _, _ = written
+    bare = dataclasses.replace(report, thin_shell_theory=None, centroid_shift=None)
+    (tmp_path / "centroid_shift.csv").write_text("stale")
+    files = bare.write(tmp_path)
+    assert "thin_shell_theory.csv" not in files and not (tmp_path / "thin_shell_theory.csv").exists()
+    assert not (tmp_path / "centroid_shift.csv").exists()  # a previous report's table does not outlive it
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files)  # no temporary files left behind
+    assert json.loads((tmp_path / "report.json").read_text())["files"] == sorted(files)
+
+
+def test_read_report_refuses_what_is_not_a_report(tmp_path):
+    from clipgeo.report import read_report
+
+    with pytest.raises(InputError, match="no report.json"):
+        read_report(tmp_path)
+    (tmp_path / "report.json").write_text("{not json")
+    with pytest.raises(InputError, match="not readable JSON"):
+        read_report(tmp_path)
+    (tmp_path / "report.json").write_text('{"hello": 1}')
+    with pytest.raises(InputError, match="not a clipgeo report"):
+        read_report(tmp_path)
+
+
+def test_analyze_config_is_the_one_source_of_the_defaults(planted):
+    import dataclasses
+
+    from clipgeo.report import AnalyzeConfig
+
+    es, _ = planted
+    config = AnalyzeConfig(alphas=(-0.5, 0.0, 0.5), batch_size=256, linear_cv=False)
+    by_config = cg.analyze(es, config)
+    by_options = cg.analyze(es, alphas=[-0.5, 0.0, 0.5], batch_size=256, linear_cv=False)
+    assert by_config.config == by_options.config == {**config.to_dict(), "alphas": [-0.5, 0.0, 0.5]}
+    np.testing.assert_array_equal(by_config.centroid_shift.loss, by_options.centroid_shift.loss)
+    # options replace the fields of a given config
+    assert cg.analyze(es, config, seed=3).config["seed"] == 3
+    defaults = {f.name: f.default for f in dataclasses.fields(AnalyzeConfig)}
+    resolved = cg.analyze(es, linear_cv=False).config
+    assert {k: v for k, v in resolved.items() if k not in ("alphas", "linear_cv")} == {
+        k: v for k, v in defaults.items() if k not in ("alphas", "linear_cv")
+    }
+    assert len(resolved["alphas"]) == 21 and resolved["alphas"][10] == 0.0
+    with pytest.raises(InputError, match="batch_size"):
+        AnalyzeConfig(batch_size=1)
+    with pytest.raises(InputError, match="alphas"):
+        AnalyzeConfig(alphas=[])
+
+
+def test_report_md_quotes_the_paper_values_from_the_one_table(written):
+    from clipgeo.report import PAPER
+
+    _, out, _ = written
+    text = (out / "report.md").read_text()
+    for key in ("offset_image", "offset_text", "conformity", "label_features"):
+        assert PAPER[key].paper in text, key
+    assert f"mean² {PAPER['thin_shell'].value['mean_sq']} vs variance {PAPER['thin_shell'].value['var']}" in text
+
+
+def test_importing_the_config_pulls_in_no_numpy():
+    import subprocess
+    import sys
+
+    code = "import sys; from clipgeo.report import AnalyzeConfig; AnalyzeConfig.__dataclass_fields__; print('numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -11,7 +11,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from clipgeo.errors import InputError, StoreError
-from clipgeo.store import StoreMeta, StoreWriter, read_manifest, read_store, write_store
+from clipgeo.store import (
+    StoreMeta,
+    StoreWriter,
+    import_embeddings,
+    read_manifest,
+    read_store,
+    status,
+    summary,
+    write_store,
+)
 
 
 def meta(dim=8, model="m", dtype="float32", **kw):
@@ -216,3 +225,67 @@ def test_fingerprint_mismatch_refused_on_resume(tmp_path):
         StoreWriter(tmp_path / "s", meta(fingerprint="bbb"), resume=True)
     with pytest.raises(StoreError, match="already holds"):
         StoreWriter(tmp_path / "s", meta(fingerprint="aaa"))
+
+
+def test_status_and_summary_from_the_manifest(tmp_path, rng):
+    assert status(tmp_path / "none").state == "missing" and not status(tmp_path / "none").exists
+    (tmp_path / "file").write_text("x")
+    assert status(tmp_path / "file").state == "missing"
+    (tmp_path / "empty").mkdir()
+    assert "no manifest.json" in status(tmp_path / "empty").reason
+    with pytest.raises(StoreError, match="no store"):
+        summary(tmp_path / "none")
+
+    writer = StoreWriter(tmp_path / "s", meta(dim=4, pretrained="openai", precision="fp16"))
+    writer.write_shard("image", 0, rng.normal(size=(3, 4)), ids=["a", "b", "c"],
+                       skipped=[{"id": "x", "reason": "unreadable"}, {"id": "y", "reason": "unreadable"}])
+    writer.write_shard("text", 0, rng.normal(size=(2, 4)), ids=["0", "1"],
+                       columns={"image_id": ["a", None], "caption": ["p", "q"], "truncated": [True, False]})
+    st = status(tmp_path / "s")
+    assert (st.state, st.complete, st.exists) == ("incomplete", False, True) and "2 shard(s)" in st.reason
+    partial = summary(tmp_path / "s")
+    assert partial.status == "incomplete" and not partial.complete and partial.rows == {"image": 3, "text": 2}
+    writer.finalize({"world_size": 2, "pairs": 1})
+    assert status(tmp_path / "s").complete and status(tmp_path / "s").reason == ""
+    s = summary(tmp_path / "s")
+    assert s.complete and s.dim == 4 and s.model == "m" and s.model_id == "m/openai"
+    assert (s.pretrained, s.precision, s.store_dtype, s.normalized) == ("openai", "fp16", "float32", False)
+    assert s.shards == {"image": 1, "text": 1}
+    assert s.skipped == {"image": {"unreadable": 2}, "text": {}}
+    assert s.truncated_captions == 1 and s.world_size == 2 and s.run == {"world_size": 2, "pairs": 1}
+    d = s.to_dict()
+    assert d["complete"] is True and d["rows"] == {"image": 3, "text": 2}
+    json.dumps(d)
+    with pytest.raises(AttributeError):
+        s.dim = 5  # frozen
+
+
+def test_import_puts_the_old_store_back_when_the_new_one_fails(tmp_path, rng, monkeypatch):
+    out = tmp_path / "s"
+    first = rng.normal(size=(5, 4))
+    import_embeddings(out, image=first, model_name="A")
+
+    real_replace = os.replace
+
+    def replace(src, dst):  # the last rename (the new store into place) fails; every other one works
+        if os.fspath(dst) == os.fspath(out) and os.fspath(src).endswith(".tmp"):
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="disk full"):
+        import_embeddings(out, image=rng.normal(size=(5, 4)), model_name="A", overwrite=True)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(read_store(out).image, first.astype(np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # no temporary directory left behind
+
+
+def test_library_messages_name_parameters_not_flags(tmp_path, rng):
+    with pytest.raises(InputError, match="pass image=FILE and/or text=FILE"):
+        import_embeddings(tmp_path / "s")
+    with pytest.raises(InputError, match="pass pairs=FILE"):
+        import_embeddings(tmp_path / "s", image=rng.normal(size=(3, 4)), text=rng.normal(size=(4, 4)))
+    import_embeddings(tmp_path / "s", image=rng.normal(size=(3, 4)))
+    with pytest.raises(StoreError, match="pass overwrite=True") as info:
+        import_embeddings(tmp_path / "s", image=rng.normal(size=(3, 4)))
+    assert "--" not in str(info.value)

@@ -16,13 +16,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..validation import check_embeddings, unit_rows
 from ._result import Result
-from ._validation import check_embeddings, unit_rows
 
 #: bytes of one float32 (rows × N) block of cosines in the chunked sum
 DEFAULT_CHUNK_BYTES = 64 << 20
 #: above this many rows, ``method="exact"`` switches to the O(N d) identity
 DEFAULT_MAX_ROWS = 50_000
+#: the three quantities named "conformity" somewhere (SPEC §7): every figure and table says which it shows
+ESTIMATORS = {
+    "conformity": "exact: 1/(N-1) · sum_{k != j} cos(x_j, x_k)",
+    "estimate_raw": "cos(x_j, raw mean of the modality)",
+    "estimate_unit": "cos(x_j, mean of the unit rows): what the paper's notebook plots as 'conformity'",
+}
 
 
 def pairwise_conformity(u: np.ndarray, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> np.ndarray:
@@ -118,9 +124,16 @@ class ConformityResult(Result):
     values : ndarray of shape (n,)
         Exact conformity ``C(x_j)``.
     estimate : ndarray of shape (n,)
-        ``cos(x_j, m)``, m the raw mean of the modality.
+        ``cos(x_j, m)``, m the raw mean of the modality (``estimate_raw``).
     unit_estimate : ndarray of shape (n,)
-        ``cos(x_j, ū)``, ū the mean of the unit rows.
+        ``cos(x_j, ū)``, ū the mean of the unit rows (``estimate_unit``: what the paper's
+        notebook computes and plots under the name "conformity"; higher than the exact value
+        by the factor ``(N - 1) / (N ||ū||)`` up to the offset, with the same ranking).
+
+    Notes
+    -----
+    Names (SPEC §7): ``conformity`` (here ``values``) is always the exact value,
+    ``estimate_raw`` and ``estimate_unit`` the two one-cosine estimates.
     """
 
     n: int
@@ -138,22 +151,69 @@ class ConformityResult(Result):
 
     _arrays = ("values", "estimate", "unit_estimate")
 
-    def extremes(self, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-        """Row indices of the ``k`` highest and the ``k`` lowest conformity values (highest / lowest first)."""
+    @property
+    def exact(self) -> np.ndarray:
+        """The exact conformity (SPEC §7 name ``conformity``), shape (n,)."""
+        return self.values
+
+    @property
+    def estimate_raw(self) -> np.ndarray:
+        """``cos(x_j, raw mean)``, shape (n,)."""
+        return self.estimate
+
+    @property
+    def estimate_unit(self) -> np.ndarray:
+        """``cos(x_j, mean of the unit rows)``, the paper notebook's "conformity", shape (n,)."""
+        return self.unit_estimate
+
+    def _summary(self) -> dict:
+        out = super()._summary()
+        out["estimators"] = dict(ESTIMATORS)
+        out["mean_estimate_raw"] = float(np.mean(self.estimate)) if len(self.estimate) else None
+        out["mean_estimate_unit"] = float(np.mean(self.unit_estimate)) if len(self.unit_estimate) else None
+        if len(self.unit_estimate) and self.mean:
+            # how much higher the notebook's "conformity" reads than the exact value, on average
+            out["estimate_unit_excess"] = float(np.mean(self.unit_estimate)) / self.mean - 1.0
+        return out
+
+    def extremes(self, k: int = 5, labels: object = None) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices of the ``k`` highest and the ``k`` lowest conformity values (highest / lowest first).
+
+        Parameters
+        ----------
+        k : int
+        labels : sequence of shape (n,), optional
+            Caption, path or id of every row: a row whose label was already listed (an
+            exact duplicate, e.g. one image stored once per caption) is skipped.
+        """
         order = np.argsort(-self.values, kind="stable")
-        k = min(k, len(order))
-        return order[:k], order[::-1][:k]
+
+        def pick(rows: np.ndarray) -> np.ndarray:
+            if labels is None:
+                return rows[: min(k, len(rows))]
+            seen, out = set(), []
+            for i in rows:
+                key = labels[int(i)]
+                if key in seen:
+                    continue
+                seen.add(key)
+                out.append(int(i))
+                if len(out) == k:
+                    break
+            return np.asarray(out, dtype=np.int64)
+
+        return pick(order), pick(order[::-1])
 
     def to_frame(self):
-        """One row per embedding: ``row``, ``conformity``, ``estimate``, ``unit_estimate``."""
+        """One row per embedding: ``row``, ``conformity`` (exact), ``estimate_raw``, ``estimate_unit``."""
         import pandas as pd
 
         return pd.DataFrame(
             {
                 "row": np.arange(self.n),
                 "conformity": self.values,
-                "estimate": self.estimate,
-                "unit_estimate": self.unit_estimate,
+                "estimate_raw": self.estimate,
+                "estimate_unit": self.unit_estimate,
             }
         )
 
@@ -194,7 +254,7 @@ def conformity(
     """
     if method not in ("exact", "mean"):
         raise InputError(f"unknown conformity method {method!r}; use 'exact' or 'mean'")
-    x = check_embeddings(X, "X")
+    x = check_embeddings(X, "X", min_rows=2)
     u = unit_rows(x)
     n = len(x)
     if method == "exact" and (max_rows is None or n <= max_rows):

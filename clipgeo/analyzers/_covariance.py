@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import check_embeddings
 from ._result import Result
-from ._validation import check_embeddings
 
 
 @dataclass(frozen=True, repr=False)
@@ -61,7 +61,7 @@ def off_diagonal_dominance(X: object) -> OffDiagonalDominanceResult:
     are not the coordinate axes.  A constant feature (``C_kk = 0``) gets inf
     (or nan when its whole row is zero).
     """
-    x = check_embeddings(X, "X")
+    x = check_embeddings(X, "X", min_rows=2)
     xc = x - x.mean(axis=0)
     cov = (xc.T @ xc) / (len(x) - 1)  # (d, d)
     diag = np.abs(np.diag(cov))

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
+from ..validation import check_pair, unit_rows
 from ._result import Result
-from ._validation import check_pair, unit_rows
 
 
 def mean_pairwise_cosine(u: np.ndarray) -> float:
@@ -61,7 +62,9 @@ class ModalityGapResult(Result):
     _arrays = ("unit_centroid_image", "unit_centroid_text", "raw_centroid_image", "raw_centroid_text")
 
 
-def modality_gap(img: object, txt: object, *, paired: bool | None = None) -> ModalityGapResult:
+def modality_gap(
+    img: object, txt: object, *, paired: bool | None = None, pairs: tuple[object, object] | None = None
+) -> ModalityGapResult:
     """Distances between the image and the text centroids, on unit and on raw rows.
 
     Parameters
@@ -73,6 +76,11 @@ def modality_gap(img: object, txt: object, *, paired: bool | None = None) -> Mod
     paired : bool, optional
         Whether row i of ``img`` matches row i of ``txt``; enables
         ``mean_matched_cosine``.  Default: paired when the row counts are equal.
+    pairs : tuple of two int arrays of shape (n_pairs,), optional
+        ``(image_rows, text_rows)``: row ``image_rows[k]`` of ``img`` matches row
+        ``text_rows[k]`` of ``txt`` (several captions per image, unmatched rows);
+        ``mean_matched_cosine`` is taken over these pairs (None when there are none).
+        Overrides ``paired``.
 
     Returns
     -------
@@ -90,7 +98,16 @@ def modality_gap(img: object, txt: object, *, paired: bool | None = None) -> Mod
     ca, cb = ua.mean(axis=0), ub.mean(axis=0)
     ma, mb = a.mean(axis=0), b.mean(axis=0)
     matched = None
-    if paired:
+    if pairs is not None:
+        rows_a, rows_b = (np.asarray(p, dtype=np.int64).reshape(-1) for p in pairs)
+        if len(rows_a) != len(rows_b):
+            raise InputError(f"pairs has {len(rows_a)} image rows but {len(rows_b)} text rows; give one of each per pair")
+        for rows, n, name in ((rows_a, len(a), "image"), (rows_b, len(b), "text")):
+            if len(rows) and (rows.min() < 0 or rows.max() >= n):
+                raise InputError(f"pairs names {name} rows outside 0 … {n - 1}; give row indices of img and txt")
+        if len(rows_a):
+            matched = float(np.einsum("ij,ij->i", ua[rows_a], ub[rows_b]).mean())
+    elif paired:
         if len(a) != len(b):
             check_pair(a, b, paired=True)  # raises the one-line error
         matched = float(np.einsum("ij,ij->i", ua, ub).mean())

@@ -1,4 +1,9 @@
-"""Mahalanobis shells (SPEC §4): the rows lie on an ellipsoidal shell, not a spherical one."""
+"""Mahalanobis shells (SPEC §4): the rows lie on an ellipsoidal shell, not a spherical one.
+
+Cross-fitted: with N not ≫ d, the distances of the rows a covariance was
+fitted on are biased small (the fit has seen them), so the headline numbers
+come from rows held out of the fit.
+"""
 
 from __future__ import annotations
 
@@ -6,52 +11,114 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import check_count, check_embeddings
 from ._result import Result
-from ._validation import check_embeddings, single_blas_thread
+from ._threads import single_blas_thread
+
+#: folds of the cross-fit (SPEC §4)
+DEFAULT_FOLDS = 5
 
 
 @dataclass(frozen=True, repr=False)
 class MahalanobisShellResult(Result):
-    """Mahalanobis distances of one modality to its own Ledoit–Wolf Gaussian.
+    """Mahalanobis distances of one modality to a Ledoit–Wolf Gaussian, held out and in-sample.
 
     Attributes
     ----------
     mean, std, cv : float
-        Mean, std (ddof = 1) and ``std / mean`` of ``d_M``.
+        Mean, std (ddof = 1) and ``std / mean`` of the held-out ``d_M``: each row measured
+        under the fit of the other folds (the headline numbers).
+    mean_in_sample, std_in_sample, cv_in_sample : float
+        The same with one fit on all rows, measured on those rows (biased small when N is not ≫ d).
     euclidean_mean, euclidean_std, euclidean_cv : float
-        The same for the centred Euclidean norm ``||x - m||``.
+        The same for the held-out centred norm ``||x - m_other folds||``, on the same folds.
+    euclidean_cv_in_sample : float
+        cv of ``||x - m||`` with the mean of all rows.
     shrinkage : float
-        Ledoit–Wolf shrinkage coefficient used.
+        Ledoit–Wolf shrinkage of the fit on all rows.
+    fold_shrinkage : list of float
+        Shrinkage of each fold's fit.
+    folds, seed : int
+        Folds of the cross-fit (0 when there are too few rows) and their shuffling seed.
     thinner_than_euclidean : bool
-        ``cv < euclidean_cv``: the ellipsoidal shell is relatively thinner.
+        Held-out ``cv < euclidean_cv``: the ellipsoidal shell is relatively thinner.
+    thinner_in_sample : bool
+        ``cv_in_sample < euclidean_cv_in_sample`` (for comparison only).
     distances : ndarray of shape (n,)
-        ``d_M(x_i)``.
+        Held-out ``d_M(x_i)``.
+    distances_in_sample : ndarray of shape (n,)
     centered_norms : ndarray of shape (n,)
+        ``||x_i - m||`` with the mean of all rows.
+    centered_norms_held_out : ndarray of shape (n,)
+        ``||x_i - m_other folds||``.
     """
 
     n: int
     dim: int
+    folds: int
+    seed: int
     mean: float
     std: float
     cv: float
+    mean_in_sample: float
+    std_in_sample: float
+    cv_in_sample: float
     euclidean_mean: float
     euclidean_std: float
     euclidean_cv: float
+    euclidean_cv_in_sample: float
     shrinkage: float
+    fold_shrinkage: list
     thinner_than_euclidean: bool
+    thinner_in_sample: bool
     distances: np.ndarray
+    distances_in_sample: np.ndarray
     centered_norms: np.ndarray
+    centered_norms_held_out: np.ndarray
 
-    _arrays = ("distances", "centered_norms")
+    _arrays = ("distances", "distances_in_sample", "centered_norms", "centered_norms_held_out")
 
 
-def mahalanobis_shell(X: object) -> MahalanobisShellResult:
-    """Mahalanobis distances ``d_M(x) = sqrt((x - μ)ᵀ Σ⁻¹ (x - μ))`` under a Ledoit–Wolf fit.
+def _ledoit_wolf(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Default ``LedoitWolf`` fit: location (d,), axes (d, d), inverse eigenvalues (d,), shrinkage.
+
+    ``Σ⁻¹`` is the same pseudo-inverse as sklearn's ``precision_`` (eigenvalues
+    below ``λ_max · d · eps`` dropped), computed with numpy's ``eigh``.
+    """
+    from sklearn.covariance import LedoitWolf
+
+    lw = LedoitWolf(store_precision=False).fit(x)  # defaults otherwise; Σ⁻¹ below
+    with single_blas_thread():
+        lam, vec = np.linalg.eigh(lw.covariance_)  # Σ = V diag(λ) Vᵀ
+    cutoff = lam.max() * len(lam) * np.finfo(np.float64).eps
+    inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=lam > cutoff)
+    return lw.location_, vec, inv, float(lw.shrinkage_)
+
+
+def _distances(x: np.ndarray, location: np.ndarray, vec: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    proj = (x - location) @ vec  # (n, d) coordinates along the axes of the ellipsoid
+    return np.sqrt(np.maximum(np.einsum("ij,ij,j->i", proj, proj, inv), 0.0))
+
+
+def _spread(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean, std (ddof = 1) and cv; nan where undefined."""
+    if len(values) < 2 or not np.isfinite(values).all():
+        return float("nan"), float("nan"), float("nan")
+    mean, std = float(values.mean()), float(values.std(ddof=1))
+    return mean, std, (std / mean if mean > 0 else float("nan"))
+
+
+def mahalanobis_shell(X: object, *, folds: int = DEFAULT_FOLDS, seed: int = 0) -> MahalanobisShellResult:
+    """Mahalanobis distances ``d_M(x) = sqrt((x - μ)ᵀ Σ⁻¹ (x - μ))`` under a Ledoit–Wolf fit, cross-fitted.
 
     Parameters
     ----------
     X : array-like of shape (n, d)
         Raw embeddings of one modality (n >= 2; n may be smaller than d).
+    folds : int
+        K of the cross-fit (at most n); SPEC §4 uses 5.
+    seed : int
+        Shuffling seed of the folds (``KFold(K, shuffle=True, random_state=seed)``).
 
     Returns
     -------
@@ -60,42 +127,62 @@ def mahalanobis_shell(X: object) -> MahalanobisShellResult:
     Notes
     -----
     ``μ, Σ`` come from ``sklearn.covariance.LedoitWolf()`` with default
-    arguments fitted on ``X`` (so ``μ`` is the sample mean and ``Σ`` the
-    shrunk maximum-likelihood covariance, ddof = 0).  ``Σ⁻¹`` is the same
-    pseudo-inverse as its ``precision_`` (eigenvalues below
-    ``λ_max · d · eps`` dropped), computed with numpy's ``eigh`` so that one
-    BLAS library does all the work.  For a Gaussian with n >> d, ``d_M`` concentrates at
-    ``sqrt(d)``.  ``cv`` uses ddof = 1 like every spread in clipgeo.
+    arguments (so ``μ`` is the sample mean and ``Σ`` the shrunk
+    maximum-likelihood covariance, ddof = 0).  The rows are split into K
+    seeded folds; each fold's distances use the fit of the other K - 1 folds,
+    and its Euclidean norms ``||x - m||`` their mean.  Those held-out numbers
+    give ``cv`` and the verdict ``thinner_than_euclidean``: a fit measured on
+    its own rows (``cv_in_sample``) underestimates the spread when n is not ≫
+    d (on 290 real ViT-B/32 rows: 0.09 in-sample, 0.26 held out).  With fewer
+    than 3 rows there is nothing to hold out and the held-out numbers are nan.
+    For a Gaussian with n ≫ d, ``d_M`` concentrates at ``sqrt(d)``.  Every
+    spread uses ddof = 1.
     """
-    from sklearn.covariance import LedoitWolf
+    from sklearn.model_selection import KFold
 
-    x = check_embeddings(X, "X", warn_unit=True)
-    lw = LedoitWolf(store_precision=False).fit(x)  # defaults otherwise; Σ⁻¹ below
-    xc = x - lw.location_
-    # Σ⁻¹ as sklearn's precision_ (a pseudo-inverse), via numpy's eigh: Σ = V diag(λ) Vᵀ
-    with single_blas_thread():
-        lam, vec = np.linalg.eigh(lw.covariance_)
-    cutoff = lam.max() * len(lam) * np.finfo(np.float64).eps
-    inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=lam > cutoff)
-    proj = xc @ vec  # (n, d) coordinates along the axes of the ellipsoid
-    squared = np.einsum("ij,ij,j->i", proj, proj, inv)
-    distances = np.sqrt(np.maximum(squared, 0.0))
-    euclid = np.linalg.norm(x - x.mean(axis=0), axis=1)
-    mean, std = float(distances.mean()), float(distances.std(ddof=1))
-    e_mean, e_std = float(euclid.mean()), float(euclid.std(ddof=1))
-    cv = std / mean if mean > 0 else float("nan")
-    e_cv = e_std / e_mean if e_mean > 0 else float("nan")
+    x = check_embeddings(X, "X", min_rows=2, warn_unit=True)
+    folds = check_count(folds, "folds", minimum=2)
+    n = len(x)
+    location, vec, inv, shrinkage = _ledoit_wolf(x)
+    in_sample = _distances(x, location, vec, inv)
+    euclid_in = np.linalg.norm(x - x.mean(axis=0), axis=1)
+
+    k = min(folds, n) if n >= 3 else 0
+    held_out = np.full(n, np.nan)
+    euclid_out = np.full(n, np.nan)
+    fold_shrinkage: list[float] = []
+    if k:
+        for train, test in KFold(n_splits=k, shuffle=True, random_state=seed).split(x):
+            loc, v, iv, s = _ledoit_wolf(x[train])
+            held_out[test] = _distances(x[test], loc, v, iv)
+            euclid_out[test] = np.linalg.norm(x[test] - x[train].mean(axis=0), axis=1)
+            fold_shrinkage.append(s)
+
+    mean, std, cv = _spread(held_out)
+    mean_in, std_in, cv_in = _spread(in_sample)
+    e_mean, e_std, e_cv = _spread(euclid_out)
+    e_cv_in = _spread(euclid_in)[2]
     return MahalanobisShellResult(
-        n=len(x),
+        n=n,
         dim=x.shape[1],
+        folds=k,
+        seed=int(seed),
         mean=mean,
         std=std,
         cv=cv,
+        mean_in_sample=mean_in,
+        std_in_sample=std_in,
+        cv_in_sample=cv_in,
         euclidean_mean=e_mean,
         euclidean_std=e_std,
         euclidean_cv=e_cv,
-        shrinkage=float(lw.shrinkage_),
+        euclidean_cv_in_sample=e_cv_in,
+        shrinkage=shrinkage,
+        fold_shrinkage=fold_shrinkage,
         thinner_than_euclidean=bool(cv < e_cv),
-        distances=distances,
-        centered_norms=euclid,
+        thinner_in_sample=bool(cv_in < e_cv_in),
+        distances=held_out,
+        distances_in_sample=in_sample,
+        centered_norms=euclid_in,
+        centered_norms_held_out=euclid_out,
     )

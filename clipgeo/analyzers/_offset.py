@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import check_embeddings
 from ._result import Result
-from ._validation import check_embeddings
 
 
 @dataclass(frozen=True, repr=False)
@@ -51,7 +51,7 @@ def ellipsoid_offset(X: object) -> EllipsoidOffsetResult:
     -------
     EllipsoidOffsetResult
     """
-    x = check_embeddings(X, "X", warn_unit=True)
+    x = check_embeddings(X, "X", min_rows=2, warn_unit=True)
     m = x.mean(axis=0)
     s = x.std(axis=0, ddof=1)
     mean_norm, std_norm = float(np.linalg.norm(m)), float(np.linalg.norm(s))

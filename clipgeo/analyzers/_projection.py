@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..validation import check_embeddings
 from ._result import Result
-from ._validation import check_embeddings, single_blas_thread
+from ._threads import single_blas_thread
 
 
 @dataclass(frozen=True, repr=False)
@@ -58,8 +59,10 @@ def pca_projection(img: object | None, txt: object | None, n_components: int = 2
     """
     if img is None and txt is None:
         raise InputError("pca_projection needs image rows, text rows or both")
-    a = None if img is None else check_embeddings(img, "img", min_rows=1)
-    b = None if txt is None else check_embeddings(txt, "txt", min_rows=1, dim=None if a is None else a.shape[1])
+    a = None if img is None else check_embeddings(img, "img")
+    b = None if txt is None else check_embeddings(
+        txt, "txt", dim=None if a is None else a.shape[1], dim_source="the other modality"
+    )
     arrays = [x for x in (a, b) if x is not None]
     d = arrays[0].shape[1]
     pooled_n = sum(len(x) for x in arrays)

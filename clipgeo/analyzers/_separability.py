@@ -8,11 +8,18 @@ from typing import Any
 
 import numpy as np
 
+from ..validation import check_pair
 from ._result import Result
-from ._validation import check_pair, single_blas_thread
+from ._threads import single_blas_thread
 
 #: features sorted per block of columns (bounds the memory of the vectorised scan)
 _BLOCK_COLUMNS = 64
+#: a "modality label" feature separates image from text on its own at least this well (SPEC §2)
+MODALITY_LABEL_ACCURACY = 0.95
+#: how ``modality_label_features`` is chosen, stated beside the count
+MODALITY_LABEL_CRITERION = f"single-threshold balanced accuracy >= {MODALITY_LABEL_ACCURACY} (in-sample)"
+#: pair accuracies closer than this are a tie
+_TIE = 1e-12
 
 
 def _scan_block(values: np.ndarray, is_image: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -79,6 +86,20 @@ def _lda_line(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
     return w, float(-w @ (ma + mb) / 2)
 
 
+def _fisher_ratio(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> float:
+    """Fisher ratio of the projection on ``w``: ``(wᵀ(m_a - m_b))² / (wᵀ S_w w)``, S_w the pooled within-class covariance.
+
+    inf when the classes do not spread along ``w`` but their means differ; 0 when neither.
+    """
+    ma, mb = a.mean(axis=0), b.mean(axis=0)
+    sw = (np.cov(a, rowvar=False) * (len(a) - 1) + np.cov(b, rowvar=False) * (len(b) - 1)) / (len(a) + len(b) - 2)
+    between = float(w @ (ma - mb)) ** 2
+    within = float(w @ np.atleast_2d(sw) @ w)
+    if within > 0:
+        return between / within
+    return float("inf") if between > 0 else 0.0
+
+
 def _balanced_accuracy(score_a: np.ndarray, score_b: np.ndarray) -> float:
     """Balanced accuracy of "class a where score > 0"."""
     return 0.5 * (float((score_a > 0).mean()) + float((score_b <= 0).mean()))
@@ -136,8 +157,13 @@ class SeparabilityResult(Result):
         Per-feature means and standard deviations (ddof = 1).
     best_pair : tuple of int or None
         The two features (among the top 10 of ``ranking``) whose 2-feature LDA
-        line has the highest in-sample balanced accuracy.
+        line has the highest in-sample balanced accuracy; ties broken by the
+        larger Fisher ratio of the pair's projection, then by feature index.
     best_pair_accuracy : float or None
+    best_pair_fisher : float or None
+        Fisher ratio ``(wᵀ(μ_img - μ_txt))² / (wᵀ S_w w)`` of that pair's LDA projection.
+    best_pair_ties : int
+        How many pairs reached ``best_pair_accuracy`` (1: no tie).
     best_pair_w : ndarray of shape (2,) or None
     best_pair_b : float or None
         The line: "image" where ``w[0] x[f0] + w[1] x[f1] + b > 0``.
@@ -161,6 +187,8 @@ class SeparabilityResult(Result):
     best_pair_b: float | None
     linear_cv_accuracy: float | None
     linear_cv_skipped: str | None = None
+    best_pair_fisher: float | None = None
+    best_pair_ties: int = 0
 
     _arrays = (
         "threshold_accuracy", "threshold", "orientation", "auc", "dprime", "ranking",
@@ -178,6 +206,11 @@ class SeparabilityResult(Result):
         """Features whose single-threshold accuracy is at least ``accuracy``, best first."""
         return self.ranking[self.threshold_accuracy[self.ranking] >= accuracy - 1e-12]
 
+    @property
+    def modality_label_features(self) -> np.ndarray:
+        """The "modality label" features: single-threshold accuracy >= 0.95, best first (SPEC §2)."""
+        return self.separating_features(MODALITY_LABEL_ACCURACY)
+
     def _summary(self) -> dict[str, Any]:
         features = [
             {
@@ -193,13 +226,20 @@ class SeparabilityResult(Result):
             best = {
                 "features": list(self.best_pair),
                 "accuracy": self.best_pair_accuracy,
+                "fisher_ratio": self.best_pair_fisher,
                 "w": self.best_pair_w,
                 "b": self.best_pair_b,
                 "classifier": "LDA, equal priors; accuracy is balanced, in-sample",
+                "tie_break": "larger Fisher ratio of the pair's LDA projection, then lower feature index",
             }
+        label = self.modality_label_features
         return {
             "features": features,
             "best_pair": best,
+            "best_pair_ties": int(self.best_pair_ties),
+            "modality_label_features": [int(k) for k in label],
+            "n_modality_label_features": int(len(label)),
+            "modality_label_criterion": MODALITY_LABEL_CRITERION,
             "linear_cv_accuracy": self.linear_cv_accuracy,
             "linear_cv_skipped": self.linear_cv_skipped,
             "n_perfect": int((self.threshold_accuracy >= 1.0).sum()),
@@ -264,7 +304,11 @@ def feature_separability(
       so it is exact, in-sample and balanced: ``(recall_img + recall_txt) / 2``.
     - ``best_pair`` uses Fisher's linear discriminant with equal priors
       (``w = S_w^+ (m_img - m_txt)``, threshold at the midpoint of the class
-      means) and scores it by in-sample balanced accuracy.
+      means) and scores it by in-sample balanced accuracy.  Ties are common
+      (once one feature separates 100 %, every pair holding it does) and are
+      broken by the larger Fisher ratio of the pair's projection, then by
+      the lower (sorted) feature indices; ``best_pair_ties`` counts them.
+    - ``modality_label_features``: single-threshold accuracy >= 0.95.
     - ``linear_cv_accuracy`` is a logistic regression (C = 1) on standardised
       features, see :func:`linear_cv_accuracy`; it is skipped (None, with the
       reason in ``linear_cv_skipped``) when a class has fewer rows than folds.
@@ -289,14 +333,21 @@ def feature_separability(
     abs_d = np.nan_to_num(np.abs(dprime), nan=-1.0, posinf=np.inf)
     ranking = np.lexsort((np.arange(d), -abs_d, -accuracy))
 
-    best_pair = best_acc = best_w = best_b = None
+    best_pair = best_acc = best_w = best_b = best_fisher = None
+    ties = 0
     top = ranking[: max(2, min(top_k, d))]
+    scored = []
     for i, j in itertools.combinations(top, 2):
         cols = [int(i), int(j)]
         w, b0 = _lda_line(a[:, cols], b[:, cols])
         acc = _balanced_accuracy(a[:, cols] @ w + b0, b[:, cols] @ w + b0)
-        if best_acc is None or acc > best_acc:
-            best_pair, best_acc, best_w, best_b = (cols[0], cols[1]), acc, w, b0
+        scored.append((acc, _fisher_ratio(a[:, cols], b[:, cols], w), (cols[0], cols[1]), w, b0))
+    if scored:
+        best_acc = max(item[0] for item in scored)
+        tied = [item for item in scored if item[0] >= best_acc - _TIE]
+        ties = len(tied)
+        # the larger Fisher ratio wins, then the lower sorted feature indices
+        _, best_fisher, best_pair, best_w, best_b = min(tied, key=lambda item: (-item[1], sorted(item[2])))
 
     cv, cv_skipped = None, None
     if not linear_cv:
@@ -322,4 +373,6 @@ def feature_separability(
         best_pair_b=best_b,
         linear_cv_accuracy=cv,
         linear_cv_skipped=cv_skipped,
+        best_pair_fisher=best_fisher,
+        best_pair_ties=ties,
     )

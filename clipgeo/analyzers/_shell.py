@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import check_embeddings
 from ._result import Result
-from ._validation import check_embeddings
 
 
 @dataclass(frozen=True, repr=False)
@@ -71,7 +71,7 @@ def thin_shell(X: object) -> ThinShellResult:
     sqrt(tr C)``; an isotropic Gaussian in R^d gives ``sqrt(d)``.  All sums in
     float64, standard deviations with ddof = 1.
     """
-    x = check_embeddings(X, "X", warn_unit=True)
+    x = check_embeddings(X, "X", min_rows=2, warn_unit=True)
     m = x.mean(axis=0)
     norms = np.linalg.norm(x, axis=1)
     centered = np.linalg.norm(x - m, axis=1)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from ..errors import InputError
+from ..report import AnalyzeConfig
 from ._app import app, warn
+from ._options import defaults
+
+D = defaults(AnalyzeConfig)
 
 
 def _parse_alphas(text: str) -> list[float]:
@@ -41,55 +45,60 @@ def _thread_limit(threads: int | None):
     return threadpool_limits(limits=threads)
 
 
+def _config(**values: Any) -> AnalyzeConfig:
+    """``AnalyzeConfig(**values)``; a message that starts with a parameter's name shows it as the flag."""
+    try:
+        return AnalyzeConfig(**values)
+    except InputError as exc:
+        name, _, rest = str(exc).partition(" ")
+        if name in values:
+            raise InputError(f"--{name.replace('_', '-')} {rest}") from None
+        raise
+
+
 @app.command("analyze")
 def analyze_cmd(
     store: Path = typer.Argument(..., help="Store directory (written by `clipgeo extract` or `clipgeo import`)."),
     out: Path = typer.Option(..., "--out", help="Directory for report.json, report.md and the tables."),
     allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Analyze the finished shards of an unfinished store."),
-    temperature: float = typer.Option(0.01, "--temperature", help="τ of the centroid-shift contrastive loss."),
+    temperature: float = typer.Option(D["temperature"], "--temperature", help="τ of the centroid-shift contrastive loss."),
     alphas: Optional[str] = typer.Option(None, "--alphas", help="Centroid shifts: START:STOP:STEP or a comma list (default -1:1:0.1)."),
-    batch_size: int = typer.Option(1024, "--batch-size", help="Pairs per batch of the centroid-shift loss."),
-    conformity: str = typer.Option("exact", "--conformity", help="exact (pairwise sum, O(N² d)) or mean (same values via the unit mean, O(N d))."),
-    max_rows_conformity: int = typer.Option(50_000, "--max-rows-conformity", help="Above this many rows, use the O(N d) conformity identity."),
-    linear_cv: bool = typer.Option(True, "--linear-cv/--no-linear-cv", help="Run the 5-fold cross-validated linear classifier."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the CV folds and of the sampled subsets."),
+    batch_size: int = typer.Option(D["batch_size"], "--batch-size", help="Pairs per batch of the centroid-shift loss."),
+    conformity: str = typer.Option(D["conformity"], "--conformity", help="exact (pairwise sum, O(N² d)) or mean (same values via the unit mean, O(N d))."),
+    max_rows_conformity: int = typer.Option(D["max_rows_conformity"], "--max-rows-conformity", help="Above this many rows, use the O(N d) conformity identity."),
+    linear_cv: bool = typer.Option(D["linear_cv"], "--linear-cv/--no-linear-cv", help="Run the 5-fold cross-validated linear classifier."),
+    seed: int = typer.Option(D["seed"], "--seed", help="Seed of the CV folds and of the sampled subsets."),
+    bootstrap: int = typer.Option(
+        D["bootstrap"], "--bootstrap", help="Bootstrap draws of the 95 % intervals of the headline numbers (0: off)."
+    ),
     threads: Optional[int] = typer.Option(
         None, "--threads", help="BLAS/OpenMP threads (default: the libraries' own; 1 is faster on a busy machine)."
     ),
 ) -> None:
     """Measure the double-ellipsoid geometry of a store and write a report."""
     from ..provenance import provenance
-    from ..report import analyze
+    from ..report import REPORT_JSON, REPORT_MD, analyze
     from ..store import read_store
 
-    if conformity not in ("exact", "mean"):
-        raise InputError(f"--conformity {conformity!r} is not known; use exact or mean")
-    if not temperature > 0:
-        raise InputError(f"--temperature must be positive, got {temperature}")
-    if batch_size < 2:
-        raise InputError(f"--batch-size must be at least 2, got {batch_size}")
-    if max_rows_conformity < 2:
-        raise InputError(f"--max-rows-conformity must be at least 2, got {max_rows_conformity}")
-    options = dict(
+    options: dict[str, Any] = dict(
         temperature=temperature,
         batch_size=batch_size,
         conformity=conformity,
         max_rows_conformity=max_rows_conformity,
         linear_cv=linear_cv,
         seed=seed,
+        bootstrap=bootstrap,
     )
     if alphas is not None:
         options["alphas"] = _parse_alphas(alphas)
-        if not options["alphas"]:
-            raise InputError("--alphas is empty; give at least one shift, e.g. -1:1:0.1")
-
+    config = _config(**options)
     if threads is not None and threads < 1:
         raise InputError(f"--threads must be at least 1, got {threads}")
     es = read_store(store, allow_incomplete=allow_incomplete)
     with _thread_limit(threads):
-        report = analyze(es, **options)
-    config = {**report.config, "store": str(store), "allow_incomplete": allow_incomplete, "threads": threads}
-    report.write(out, provenance=provenance(config))
+        report = analyze(es, config)
+    record = {**report.config, "store": str(store), "allow_incomplete": allow_incomplete, "threads": threads}
+    files = report.write(out, provenance=provenance(record))
 
     lines = [f"analyzed {es.meta.model_id}: {report.n_image} image, {report.n_text} text rows, {report.n_pairs} pairs, dim {report.dim}"]
     gap, sep, cs = report.modality_gap, report.separability, report.centroid_shift
@@ -111,9 +120,12 @@ def analyze_cmd(
         lines.append(f"  conformity {m:<5} r = {res.pearson:.5f}, mean {res.mean:.4f}")
     if cs is not None:
         lines.append(f"  centroid shift   loss lowest at α = {cs.loss_argmin:.2g}, conformity KL lowest at α = {cs.kl_argmin:.2g}")
+    gm = None if report.beyond is None else report.beyond.gap_metrics
+    if gm is not None:
+        lines.append(f"  gap metrics      L2M {gm.l2m:.4f}, L2I {gm.l2i:.4f}, RMG {gm.rmg:.4f} (SPEC §12)")
     for name, reason in report.skipped.items():
         lines.append(f"  skipped {name}: {reason}")
-    lines.append(f"wrote {out / 'report.json'}, {out / 'report.md'} and tables in {out}")
+    lines.append(f"wrote {files[REPORT_JSON]}, {files[REPORT_MD]} and tables in {out}")
     typer.echo("\n".join(lines))
     for message in report.warnings:
         warn(message)

@@ -20,8 +20,10 @@ def figures_cmd(
     only: Optional[list[str]] = typer.Option(
         None, "--only", help="Draw only these figures (repeat the option or give a comma list); see --list."
     ),
-    formats: str = typer.Option("png", "--format", help="Image formats, comma-separated: png, pdf, svg."),
-    dpi: int = typer.Option(150, "--dpi", help="Resolution of the raster (png) output."),
+    formats: Optional[str] = typer.Option(
+        None, "--format", help="Image formats, comma-separated: png, pdf, svg (default png)."
+    ),
+    dpi: Optional[int] = typer.Option(None, "--dpi", help="Resolution of the raster (png) output, dots per inch (default: clipgeo.plotting.DEFAULT_DPI)."),
     list_: bool = typer.Option(False, "--list", help="Print the figure names with one-line descriptions and exit."),
 ) -> None:
     """Draw one figure per claim of the paper, each with a JSON file of the numbers it plots."""

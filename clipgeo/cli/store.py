@@ -2,44 +2,50 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from ..store import import_embeddings, read_store
 from ._app import app, echo_json, warn
+from ._options import flag_errors
+
+# the library's defaults, not restated here
+IMPORT = {name: p.default for name, p in inspect.signature(import_embeddings).parameters.items()}
+READ = {name: p.default for name, p in inspect.signature(read_store).parameters.items()}
 
 
 @app.command("import")
 def import_cmd(
     out: Path = typer.Option(..., "--out", help="Store directory to write."),
-    image: Optional[str] = typer.Option(None, "--image", help="Image embeddings: FILE or FILE:KEY (.npy .npz .pt .parquet .csv)."),
-    text: Optional[str] = typer.Option(None, "--text", help="Text embeddings: FILE or FILE:KEY."),
-    pairs: Optional[str] = typer.Option(None, "--pairs", help="Text row -> image row map (one column, -1 = none) or (text_row, image_row) pairs."),
-    captions: Optional[str] = typer.Option(None, "--captions", help="One caption per text row: .txt/.json/.jsonl/.csv/.parquet[:COLUMN]."),
-    image_paths: Optional[str] = typer.Option(None, "--image-paths", help="One path per image row, same formats as --captions."),
-    model_name: str = typer.Option("unknown", "--model-name", help="Name of the model that produced the embeddings."),
-    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Pretrained tag of that model, if any."),
-    store_dtype: Optional[str] = typer.Option(None, "--store-dtype", help="float32 or float16 (default: float16 only if the inputs are)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a store of the same model in --out."),
+    image: Optional[str] = typer.Option(IMPORT["image"], "--image", help="Image embeddings: FILE or FILE:KEY (.npy .npz .pt .parquet .csv)."),
+    text: Optional[str] = typer.Option(IMPORT["text"], "--text", help="Text embeddings: FILE or FILE:KEY."),
+    pairs: Optional[str] = typer.Option(IMPORT["pairs"], "--pairs", help="Text row -> image row map (one column, -1 = none) or (text_row, image_row) pairs."),
+    captions: Optional[str] = typer.Option(IMPORT["captions"], "--captions", help="One caption per text row: .txt/.json/.jsonl/.csv/.parquet[:COLUMN]."),
+    image_paths: Optional[str] = typer.Option(IMPORT["image_paths"], "--image-paths", help="One path per image row, same formats as --captions."),
+    model_name: str = typer.Option(IMPORT["model_name"], "--model-name", help="Name of the model that produced the embeddings."),
+    pretrained: Optional[str] = typer.Option(IMPORT["pretrained"], "--pretrained", help="Pretrained tag of that model, if any."),
+    store_dtype: Optional[str] = typer.Option(IMPORT["store_dtype"], "--store-dtype", help="float32 or float16 (default: float16 only if the inputs are)."),
+    overwrite: bool = typer.Option(IMPORT["overwrite"], "--overwrite", help="Replace a store of the same model in --out."),
 ) -> None:
     """Turn embeddings computed elsewhere into a clipgeo store."""
-    from ..store import import_embeddings, read_store, summarize
+    from ..store import summarize
 
-    if store_dtype not in (None, "float32", "float16"):
-        raise typer.BadParameter("use float32 or float16", param_hint="--store-dtype")
-    path = import_embeddings(
-        out,
-        image=image,
-        text=text,
-        pairs=pairs,
-        captions=captions,
-        image_paths=image_paths,
-        model_name=model_name,
-        pretrained=pretrained,
-        store_dtype=store_dtype,
-        overwrite=overwrite,
-    )
+    with flag_errors(import_cmd):
+        path = import_embeddings(
+            out,
+            image=image,
+            text=text,
+            pairs=pairs,
+            captions=captions,
+            image_paths=image_paths,
+            model_name=model_name,
+            pretrained=pretrained,
+            store_dtype=store_dtype,
+            overwrite=overwrite,
+        )
     summary = summarize(read_store(path))
     typer.echo(
         f"wrote {path}: {summary['n_image']} image rows, {summary['n_text']} text rows, "
@@ -53,12 +59,15 @@ def import_cmd(
 def info_cmd(
     store: Path = typer.Argument(..., help="Store directory."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object instead of text."),
-    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Describe the finished shards of an unfinished store."),
+    allow_incomplete: bool = typer.Option(
+        READ["allow_incomplete"], "--allow-incomplete", help="Describe the finished shards of an unfinished store."
+    ),
 ) -> None:
     """Counts, dimension, model, provenance and norm statistics of a store."""
-    from ..store import read_store, summarize
+    from ..store import summarize
 
-    summary = summarize(read_store(store, allow_incomplete=allow_incomplete))
+    with flag_errors(info_cmd):
+        summary = summarize(read_store(store, allow_incomplete=allow_incomplete))
     if as_json:
         echo_json(summary)
     else:

@@ -8,7 +8,14 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
+from ..runtime import PRECISIONS
+from ..train.config import TrainConfig
 from ._app import app
+from ._options import defaults, flag_errors
+
+D = defaults(TrainConfig)
+#: library parameter -> this command's option, where the names differ
+ALIASES = {"warmup_steps": "warmup"}
 
 
 @app.command("train")
@@ -24,64 +31,61 @@ def train_command(
     image_column: Optional[str] = typer.Option(None, "--image-column", help="Image column of --dataset."),
     text_column: Optional[str] = typer.Option(None, "--text-column", help="Caption column of --dataset."),
     captions_per_image: str = typer.Option("all", "--captions-per-image", help="all: one pair per caption; first: one per image."),
-    model: str = typer.Option("tiny", "--model", help="open_clip architecture, or 'tiny' (CPU-sized)."),
-    pretrained: str = typer.Option("none", "--pretrained", help="open_clip pretrained tag to fine-tune, or 'none' (random init)."),
+    model: str = typer.Option(D["model"], "--model", help="open_clip architecture, or 'tiny' (CPU-sized)."),
+    pretrained: str = typer.Option(D["pretrained"], "--pretrained", help="open_clip pretrained tag to fine-tune, or 'none' (random init)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Initial weights from a local state dict / .safetensors."),
     objective: str = typer.Option(
-        "clip", "--objective", "--loss",
+        D["objective"], "--objective", "--loss",
         help="clip, simclr, moco, memory-bank, pirl, local-aggregation, swav, simcse, byol or supervised.",
     ),
     objective_option: Optional[list[str]] = typer.Option(
         None, "--objective-option", help="KEY=VALUE passed to the objective (VALUE read as JSON if it parses); repeatable."
     ),
-    epochs: int = typer.Option(10, "--epochs", help="Epochs to train."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Batch size (per process under torchrun)."),
-    lr: float = typer.Option(5e-4, "--lr", help="Peak learning rate of AdamW."),
-    weight_decay: float = typer.Option(0.1, "--weight-decay", help="AdamW weight decay (not on gains, biases, logit scale)."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", help="Linear warm-up steps [default: 5% of all steps]."),
-    heldout: Optional[int] = typer.Option(None, "--heldout", help="Held-out samples for the metrics [default: min(256, N/10)]."),
-    log_every: int = typer.Option(20, "--log-every", help="Log metrics every this many steps (and after every epoch)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the data, split, initialisation and shuffling."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-    precision: str = typer.Option("auto", "--precision", help="fp32, amp (float16 autocast), amp_bf16; auto: amp on GPU."),
-    workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
-    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random crops of open_clip's training transform."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    epochs: int = typer.Option(D["epochs"], "--epochs", help="Epochs to train."),
+    batch_size: int = typer.Option(D["batch_size"], "--batch-size", help="Batch size (per process under torchrun)."),
+    lr: float = typer.Option(D["lr"], "--lr", help="Peak learning rate of AdamW."),
+    weight_decay: float = typer.Option(D["weight_decay"], "--weight-decay", help="AdamW weight decay (not on gains, biases, logit scale)."),
+    warmup: Optional[int] = typer.Option(D["warmup_steps"], "--warmup", help="Linear warm-up steps [default: 5% of all steps]."),
+    heldout: Optional[int] = typer.Option(D["heldout"], "--heldout", help="Held-out samples for the metrics [default: min(256, N/10)]."),
+    log_every: int = typer.Option(D["log_every"], "--log-every", help="Log metrics every this many steps (and after every epoch)."),
+    seed: int = typer.Option(D["seed"], "--seed", help="Seed of the data, split, initialisation and shuffling."),
+    device: str = typer.Option(D["device"], "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    precision: str = typer.Option(
+        D["precision"], "--precision",
+        help=f"{', '.join(PRECISIONS)}: fp16/bf16 autocast (fp16 with a gradient scaler; weights stay fp32); auto: fp16 on CUDA.",
+    ),
+    workers: int = typer.Option(D["workers"], "--workers", help="DataLoader worker processes."),
+    augment: bool = typer.Option(D["augment"], "--augment/--no-augment", help="Random crops of open_clip's training transform."),
+    resume: bool = typer.Option(D["resume"], "--resume", help="Continue the run in --out from its checkpoint."),
     stop_after_epochs: Optional[int] = typer.Option(
-        None, "--stop-after-epochs", help="Train at most this many epochs now; continue later with --resume."
+        D["stop_after_epochs"], "--stop-after-epochs", help="Train at most this many epochs now; continue later with --resume."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress lines."),
 ) -> None:
     """Train an open_clip model on paired data; writes checkpoints, metrics.csv and curves.png into --out."""
-    from ..train.trainer import TrainConfig, train
+    with flag_errors(train_command, ALIASES):
+        _run(**locals())
 
-    source, data = _source(
+
+def _run(*, out, shapes, images, captions, coco_captions, coco_images, dataset, split, image_column, text_column,
+         captions_per_image, checkpoint, objective, objective_option, warmup, quiet, **options) -> None:
+    from ..data import open_source
+    from ..train.trainer import train
+
+    source, data = open_source(
         shapes=shapes, images=images, captions=captions, coco_captions=coco_captions, coco_images=coco_images,
         dataset=dataset, split=split, image_column=image_column, text_column=text_column,
-        captions_per_image=captions_per_image, seed=seed,
+        captions_per_image=captions_per_image, seed=options["seed"], kinds=("shapes", "folder", "coco", "dataset"),
+        pairs=True, what="training data",
     )  # fmt: skip
     config = TrainConfig(
         out=str(out),
-        model=model,
-        pretrained=pretrained,
         checkpoint=None if checkpoint is None else str(checkpoint),
         objective=objective,
         objective_options=_objective_options(objective, objective_option or []),
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
         warmup_steps=warmup,
-        seed=seed,
-        device=device,
-        precision=precision,
-        heldout=heldout,
-        log_every=log_every,
-        workers=workers,
-        augment=augment,
-        resume=resume,
-        stop_after_epochs=stop_after_epochs,
         data=data,
+        **options,
     )
     result = train(config, source, progress=not quiet)
     if result.rank != 0:
@@ -101,51 +105,9 @@ def train_command(
         heldout_dir = result.run_dir / "heldout_shapes"
         source.write(heldout_dir, indices=result.heldout_indices)
         typer.echo(
-            f"held-out shapes: {heldout_dir} (clipgeo extract --model {model} --checkpoint {result.weights} "
+            f"held-out shapes: {heldout_dir} (clipgeo extract --model {config.model} --checkpoint {result.weights} "
             f"--images {heldout_dir / 'images'} --captions {heldout_dir / 'captions.csv'} ...)"
         )
-
-
-def _source(*, shapes, images, captions, coco_captions, coco_images, dataset, split, image_column, text_column,
-            captions_per_image, seed):
-    """The (image, caption) pairs chosen by the data options, and their description for provenance."""
-    chosen = [name for name, given in (("--shapes", shapes is not None), ("--images", images is not None),
-                                       ("--coco-captions", coco_captions is not None or coco_images is not None),
-                                       ("--dataset", dataset is not None)) if given]  # fmt: skip
-    if not chosen:
-        raise InputError(
-            "no training data given; pass --shapes N (built-in captioned shapes), --images DIR --captions FILE, "
-            "--coco-captions FILE --coco-images DIR, or --dataset ID"
-        )
-    if len(chosen) > 1:
-        raise InputError(f"give one data source, not {' and '.join(chosen)}")
-    if captions is not None and images is None:
-        raise InputError("--captions needs --images DIR (the folder its file_name column points into)")
-    if shapes is not None:
-        from ..data.shapes import CaptionedShapes
-
-        if shapes < 1:
-            raise InputError(f"--shapes must be at least 1, got {shapes}; e.g. --shapes 5000")
-        return CaptionedShapes(shapes, seed=seed), {"source": "shapes", "n": shapes, "seed": seed}
-
-    from .. import data as sources
-
-    if images is not None:
-        if captions is None:
-            raise InputError("--images needs --captions FILE (a CSV/TSV/JSONL with file_name,caption) to train on pairs")
-        source = sources.folder(images, captions, captions_per_image=captions_per_image)
-    elif dataset is not None:
-        source = sources.hf_dataset(dataset, split=split, image_column=image_column, text_column=text_column,
-                                    captions_per_image=captions_per_image)  # fmt: skip
-    elif coco_captions is None or coco_images is None:
-        raise InputError("COCO data needs both --coco-captions FILE and --coco-images DIR")
-    else:
-        source = sources.coco(coco_captions, coco_images, captions_per_image=captions_per_image)
-    pairs = source.pairs()
-    if len(pairs) == 0:
-        raise InputError(f"{source.description} holds no image-caption pairs to train on; check the captions file")
-    return pairs, {"source": source.kind, "description": source.description, "fingerprint": source.fingerprint,
-                   "pairs": len(pairs), "captions_per_image": captions_per_image}  # fmt: skip
 
 
 def _objective_options(objective: str, pairs: list[str]) -> dict:
@@ -153,13 +115,13 @@ def _objective_options(objective: str, pairs: list[str]) -> dict:
     import inspect
     import json
 
-    from ..train.trainer import get_objective
+    from ..train.objective import get_objective
 
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise InputError(f"--objective-option takes KEY=VALUE, got {pair!r}")
+            raise InputError(f"objective_option takes KEY=VALUE, got {pair!r}")
         try:
             options[key.strip()] = json.loads(value)
         except json.JSONDecodeError:

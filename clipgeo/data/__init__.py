@@ -31,6 +31,8 @@ Constructors (``clipgeo.data``):
   captions_per_image="all")`` — Hugging Face ``datasets``: hub id (network) or
   local parquet/json/csv file, ``save_to_disk`` folder, or imagefolder.
 - ``texts(file)`` — captions only (``.txt`` one per line, or a ``caption`` column).
+- ``open_source(shapes=…, images=…, coco_captions=…, dataset=…, texts=…)`` — the one of those
+  (or the built-in shapes) that the options name; what ``clipgeo extract`` / ``train`` call.
 
 Decoding: ``load_image(image, max_pixels=None, draft_size=None, timeout=30)``
 returns ``(PIL RGB image, None)`` or ``(None, reason)`` with ``reason`` one of
@@ -49,6 +51,7 @@ Example::
 
 from __future__ import annotations
 
+from ._select import open_source, reopen_source
 from .images import SKIP_REASONS, load_image, to_rgb
 from .sources import (
     CAPTIONS_PER_IMAGE,
@@ -73,6 +76,8 @@ __all__ = [
     "folder",
     "hf_dataset",
     "load_image",
+    "open_source",
+    "reopen_source",
     "texts",
     "to_rgb",
 ]

@@ -3,25 +3,42 @@
 ``extract(source, out, ExtractOptions(...))`` runs a :class:`clipgeo.data.CaptionedSource`
 through any open_clip model into a resumable Parquet store; see
 :mod:`clipgeo.extract._pipeline` for the data path, and :mod:`clipgeo.extract._text`
-for the padding-free text tower.
+for the padding-free text tower.  Device, precision and the torchrun process group come from
+:mod:`clipgeo.runtime`.
+
+Names are resolved on first use: ``ExtractOptions`` (:mod:`._options`) needs no torch, so the
+command line reads its defaults without loading the model stack.
 """
 
 from __future__ import annotations
 
-from ._pipeline import DECODE_MODES, DEVICES, ExtractOptions, extract, fingerprint, resolve_device, store_summary
-from ._text import can_trim_text, encode_text, encode_text_trimmed, pooled_positions, tokenize
+import importlib
+from typing import Any
 
-__all__ = [
-    "DECODE_MODES",
-    "DEVICES",
-    "ExtractOptions",
-    "can_trim_text",
-    "encode_text",
-    "encode_text_trimmed",
-    "extract",
-    "fingerprint",
-    "pooled_positions",
-    "resolve_device",
-    "store_summary",
-    "tokenize",
-]
+_EXPORTS = {
+    "DECODE_MODES": "._options",
+    "ExtractOptions": "._options",
+    "extract": "._pipeline",
+    "fingerprint": "._pipeline",
+    "store_summary": "._pipeline",
+    "can_trim_text": "._text",
+    "encode_text": "._text",
+    "encode_text_trimmed": "._text",
+    "pooled_positions": "._text",
+    "tokenize": "._text",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'clipgeo.extract' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

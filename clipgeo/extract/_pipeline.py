@@ -40,183 +40,23 @@ import threading
 import time
 import warnings
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import runtime
 from ..data.sources import CaptionedSource
-from ..errors import ClipgeoError, InputError
-from ..models import PRECISIONS, LoadedModel, load_model
+from ..errors import InputError
+from ..models import LoadedModel, load_model
 from ..provenance import provenance
 from ..store import StoreMeta, StoreWriter
-from ..store._meta import STORE_DTYPES
+from ._options import ExtractOptions
 
-__all__ = ["DECODE_MODES", "DEVICES", "ExtractOptions", "extract", "resolve_device"]
+__all__ = ["extract", "fingerprint", "store_summary"]
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DECODE_MODES = ("pil", "draft", "torchvision", "device")
 _SHARD_DELAY_ENV = "CLIPGEO_TEST_SHARD_DELAY"  # seconds to wait after each shard (kill-and-resume tests)
-
-
-@dataclass
-class ExtractOptions:
-    """Everything ``clipgeo extract`` can be told, with its defaults.
-
-    Attributes
-    ----------
-    model, pretrained, checkpoint
-        Weights (see :func:`clipgeo.models.load_model`); ``pretrained="none"``
-        is random initialisation from ``seed``.
-    batch_size : int
-        Records per image batch and captions per text batch.
-    num_workers : int or None
-        DataLoader worker processes; None = one less than the CPUs available
-        to this process (at least 1, at most 8).  0 decodes in the main process.
-    device : {"auto", "cpu", "cuda", "mps"}
-    precision : {"fp32", "fp16", "bf16"}
-        Compute precision (autocast for fp16/bf16).
-    store_dtype : {"float32", "float16"}
-    limit : int or None
-        Only the first ``limit`` records of the source.
-    seed : int
-        Seeds the random initialisation (``pretrained="none"``).
-    shard_size : int
-        Records per shard: the unit of resumption and of multi-process work.
-    trim_text : bool
-        Run the text tower only up to each batch's longest caption (same
-        features; falls back to ``encode_text`` where not valid).
-    decode : {"pil", "draft", "torchvision", "device"}
-        ``pil``: PIL decoding and open_clip's own preprocessing, exactly.
-        ``draft``: PIL lets libjpeg decode large JPEGs at 1/2, 1/4 or 1/8
-        scale (never below the model's image size).  ``torchvision``: JPEGs
-        decoded by ``torchvision.io.decode_jpeg`` (libjpeg-turbo) and resized
-        as tensors in the workers.  ``device``: JPEGs decoded in batches on the
-        model's device (nvJPEG on CUDA) and resized there.  The last three are
-        faster and give pixels (hence features) slightly different from
-        ``pil``; other formats and odd JPEGs always go through PIL.
-    max_pixels : int or None
-        Decompression-bomb guard (default: PIL's limit, ~89 M pixels).
-    decode_timeout : float
-        Seconds after which one image is skipped as ``decode_timeout``.
-    progress : bool or None
-        Show a progress bar (None: when stderr is a terminal).
-    """
-
-    model: str = "tiny"
-    pretrained: str = "none"
-    checkpoint: str | None = None
-    batch_size: int = 64
-    num_workers: int | None = None
-    device: str = "auto"
-    precision: str = "fp32"
-    store_dtype: str = "float32"
-    limit: int | None = None
-    seed: int = 0
-    shard_size: int = 2048
-    trim_text: bool = True
-    decode: str = "pil"
-    max_pixels: int | None = None
-    decode_timeout: float = 30.0
-    progress: bool | None = None
-
-    def validate(self) -> None:
-        """Check every option once, with a one-line message naming the fix."""
-        if self.batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise InputError(f"--num-workers must be 0 or more, got {self.num_workers}")
-        if self.device not in DEVICES:
-            raise InputError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.store_dtype not in STORE_DTYPES:
-            raise InputError(f"--store-dtype must be one of {', '.join(STORE_DTYPES)}, got {self.store_dtype!r}")
-        if self.limit is not None and self.limit < 1:
-            raise InputError(f"--limit must be at least 1, got {self.limit}")
-        if self.shard_size < 1:
-            raise InputError(f"--shard-size must be at least 1, got {self.shard_size}")
-        if self.decode not in DECODE_MODES:
-            raise InputError(f"--decode must be one of {', '.join(DECODE_MODES)}, got {self.decode!r}")
-        if self.max_pixels is not None and self.max_pixels < 1:
-            raise InputError(f"--max-pixels must be positive, got {self.max_pixels}")
-
-
-# -- device and process group ------------------------------------------------------------
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    initialized_here: bool = False
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def sum(self, values: list[float], device: Any) -> list[float]:
-        if self.world == 1:
-            return values
-        import torch
-        import torch.distributed as dist
-
-        tensor = torch.tensor(values, dtype=torch.float64, device=device)
-        dist.all_reduce(tensor)
-        return tensor.tolist()
-
-    def close(self) -> None:
-        if self.initialized_here:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-
-
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
-def resolve_device(device: str, local_rank: int = 0):
-    """``auto`` -> cuda (this rank's GPU) if available, else mps, else cpu; checks that the device exists."""
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            device = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            device = "mps"
-        else:
-            device = "cpu"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise ClipgeoError("--device cuda but no CUDA GPU is visible; use --device cpu (or auto)")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if device == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
-        raise ClipgeoError("--device mps but MPS is not available; use --device cpu (or auto)")
-    return torch.device(device)
-
-
-def _init_dist(device: Any) -> _Dist:
-    """Join the process group torchrun set up in the environment (gloo on CPU, nccl on CUDA)."""
-    world = _env_int("WORLD_SIZE", 1)
-    ctx = _Dist(rank=_env_int("RANK", 0), world=world, local_rank=_env_int("LOCAL_RANK", 0))
-    if world <= 1:
-        return ctx
-    import datetime
-
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(hours=12))
-        ctx.initialized_here = True
-    ctx.rank, ctx.world = dist.get_rank(), dist.get_world_size()
-    return ctx
 
 
 # -- writer thread ----------------------------------------------------------------------------
@@ -265,15 +105,6 @@ class _ShardWriterThread(threading.Thread):
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def _autocast(device: Any, precision: str):
-    import torch
-
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def _default_workers(world: int) -> int:
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -328,7 +159,7 @@ def _encode_texts(model: Any, tokens: Any, batch_size: int, device: Any, precisi
     for start in range(0, n, batch_size):
         rows = order[start : start + batch_size]
         batch = tokens[rows].to(device, non_blocking=True)
-        with _autocast(device, precision):
+        with runtime.autocast(device, precision):
             features = encode_text(model, batch, trim=trim)
         out[rows.to(device)] = features.float()
     return out
@@ -421,8 +252,8 @@ def extract(source: CaptionedSource, out: str | os.PathLike, options: ExtractOpt
     dict
         Summary: ``rows`` per modality, ``skipped`` counts by reason,
         ``truncated_captions``, ``shards``, ``shards_resumed``, ``seconds``,
-        ``pairs``, ``pairs_per_s`` (this run), ``world_size``, ``status``.
-        On ranks other than 0 of a multi-process run, only this rank's counts.
+        ``pairs``, ``pairs_per_s`` (this run), ``world_size``, ``status``, ``rank`` (of this
+        process; only rank 0 reports for the whole store, the others their own counts).
     """
     import torch
 
@@ -432,15 +263,14 @@ def extract(source: CaptionedSource, out: str | os.PathLike, options: ExtractOpt
     if len(source) == 0:
         raise InputError("the source holds no records; check the paths")
     started = time.perf_counter()
-    device = resolve_device(options.device, _env_int("LOCAL_RANK", 0))
-    dist = _init_dist(device)
-    try:
-        return _run(source, Path(out), options, device, dist, started, torch, loaded)
-    finally:
-        dist.close()
+    device = runtime.resolve_device(options.device)
+    pretrained = options.pretrained if options.pretrained is not None else "none" if options.checkpoint else "openai"
+    options = replace(options, pretrained=pretrained, precision=runtime.resolve_precision(options.precision, device))
+    with runtime.distributed(device):
+        return _run(source, Path(out), options, device, started, torch, loaded)
 
 
-def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: Any, dist: _Dist, started: float,
+def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: Any, started: float,
          torch: Any, loaded: LoadedModel | None) -> dict[str, Any]:
     from torch.utils.data import DataLoader
 
@@ -454,10 +284,11 @@ def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: A
         worker_init,
     )
 
+    rank, world = runtime.rank(), runtime.world_size()
     if loaded is None:
         torch.manual_seed(options.seed)  # random initialisation is the same on every rank and every run
         with warnings.catch_warnings():
-            if dist.rank != 0:
+            if rank != 0:
                 warnings.simplefilter("ignore")
             loaded = load_model(options.model, options.pretrained, checkpoint=options.checkpoint, device="cpu")
     else:
@@ -475,20 +306,20 @@ def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: A
         fingerprint=fingerprint(source, loaded, options),
         **provenance({**asdict(options), "source": source.description, "records": len(source)}),
     )
-    if dist.rank == 0:
+    if rank == 0:
         store = StoreWriter(root, meta, resume=True)
-        dist.barrier()
+        runtime.barrier()
     else:
-        dist.barrier()  # let rank 0 create the store (or refuse it) first
+        runtime.barrier()  # let rank 0 create the store (or refuse it) first
         store = StoreWriter(root, meta, resume=True)
     n_shards = math.ceil(len(source) / options.shard_size)
     manifest = store.manifest()
     if manifest.get("status") == "complete":  # finalised only after every shard of every rank
-        dist.barrier()
+        runtime.barrier()
         return {**manifest.get("summary", {}), "status": "already complete", "shards_written": 0,
-                "shards_resumed": n_shards}
+                "shards_resumed": n_shards, "rank": rank}
     done = store.committed("image") & store.committed("text")
-    todo = [k for k in range(n_shards) if k % dist.world == dist.rank and k not in done]
+    todo = [k for k in range(n_shards) if k % world == rank and k not in done]
 
     pil_transform, normalizer = split_preprocess(loaded.preprocess_val)
     draft = loaded.image_size if options.decode == "draft" else None
@@ -503,7 +334,7 @@ def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: A
                             load_options=load_options, decode=decode, resize=resize)
     device_decoder = DeviceJpegDecoder(resize, pil_transform, load_options) if decode == "device" else None
     sampler = ShardBatchSampler(len(source), options.shard_size, options.batch_size, todo)
-    workers = _default_workers(dist.world) if options.num_workers is None else options.num_workers
+    workers = _default_workers(world) if options.num_workers is None else options.num_workers
     loader = DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -516,7 +347,7 @@ def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: A
     todo_indices = [i for k in todo for i in sampler.shard_range(k)]
     from tqdm import tqdm
 
-    if dist.rank != 0:
+    if rank != 0:
         show = False
     else:
         show = _stderr_is_tty() if options.progress is None else bool(options.progress)
@@ -541,7 +372,7 @@ def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: A
                 if x is not None:
                     if normalizer is not None:
                         x = normalizer(x)
-                    with _autocast(device, options.precision):
+                    with runtime.autocast(device, options.precision):
                         image_chunks.append(model.encode_image(x, normalize=False).float())
                 items.extend(batch.items)
                 pairs = sum(item.pairs for item in batch.items)
@@ -558,8 +389,8 @@ def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: A
         raise
     bar.close()
     loop_seconds = time.perf_counter() - loop_start
-    totals = dist.sum([float(pairs_done), float(len(todo))], device if device.type == "cuda" else "cpu")
-    dist.barrier()
+    totals = runtime.all_reduce_sum(torch.tensor([float(pairs_done), float(len(todo))], dtype=torch.float64)).tolist()
+    runtime.barrier()
     summary: dict[str, Any] = {
         "status": "complete",
         "shards": n_shards,
@@ -569,16 +400,16 @@ def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: A
         "seconds": round(loop_seconds, 3),
         "seconds_total": round(time.perf_counter() - started, 3),
         "pairs_per_s": round(totals[0] / loop_seconds, 2) if loop_seconds > 0 and totals[0] else 0.0,
-        "world_size": dist.world,
+        "world_size": world,
         "device": str(device),
         "num_workers": workers,
         "text_trimmed": bool(options.trim_text and _can_trim(model)),
     }
-    if dist.rank == 0:
+    if rank == 0:
         summary.update(store_summary(root))
         store.finalize(summary)
-    dist.barrier()
-    return summary
+    runtime.barrier()
+    return {**summary, "rank": rank}
 
 
 def _can_trim(model: Any) -> bool:

@@ -53,10 +53,31 @@ def new_figure(
     data : dict
         Pre-filled with ``title``, ``caption`` and ``notes``; the figure function adds its numbers.
     """
+    return figure_frame(
+        inp.caption(), title, nrows=nrows, ncols=ncols, height=height, width=width, notes=notes,
+        legend_strip=legend_strip, **subplot_kw,
+    )  # fmt: skip
+
+
+def figure_frame(
+    caption: str,
+    title: str,
+    *,
+    nrows: int = 1,
+    ncols: int = 1,
+    height: float = 3.2,
+    width: float = WIDTH,
+    notes: Iterable[str] = (),
+    legend_strip: int = 0,
+    **subplot_kw: Any,
+):
+    """:func:`new_figure` with the caption given as text: for figures not drawn from a store (simulations).
+
+    Returns ``(fig, axes, data)`` as :func:`new_figure` does.
+    """
     from matplotlib.figure import Figure
 
     notes = [n for n in notes if n]
-    caption = inp.caption()
     chars = int(width * 17)  # characters of 7.5-pt text per line
     lines = [_wrap_parts(caption, chars), *(textwrap.fill(f"Note: {n}", chars) for n in notes)]
     n_lines = sum(line.count("\n") + 1 for line in lines)

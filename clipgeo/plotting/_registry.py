@@ -51,8 +51,10 @@ class FigureInput:
     origin: str = ""
 
     def thin_shell_theory(self) -> pd.DataFrame:
-        """The thin-shell theory table (simulated once, with the report's seed, when not given)."""
+        """The thin-shell theory table: ``theory``, else the report's, else simulated once with the report's seed."""
         if self.theory is None:
+            self.theory = self.report.thin_shell_theory
+        if self.theory is None:  # a Report built by hand, or read from a directory without the table
             from ..synthetic import thin_shell_curve
 
             self.theory = thin_shell_curve(seed=int(self.report.config.get("seed", 0)))

@@ -8,13 +8,13 @@ random subset they draw is seeded.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._io import atomic_path, to_jsonable, write_json
 from ..errors import InputError
 from ._registry import FIGURES, FigureSkipped, resolve_names
 from ._source import load_source
@@ -102,8 +102,6 @@ def save_figure(
     list of Path
         The image files, then the JSON (and the ``.npz`` when one was needed).
     """
-    from ..analyzers._result import plain
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     title = str(data.get("title", name))
@@ -111,24 +109,24 @@ def save_figure(
     with style():
         for fmt in formats:
             path = out / f"{name}.{fmt}"
-            fig.savefig(path, format=fmt, dpi=dpi, metadata=_metadata(fmt, title))
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format=fmt, dpi=dpi, metadata=_metadata(fmt, title))
             paths.append(path)
     arrays: dict[str, np.ndarray] = {}
     body = _split_arrays(data, arrays)
     npz = out / f"{name}.npz"
     if arrays:
-        np.savez_compressed(npz, **arrays)
+        with atomic_path(npz) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
     elif npz.exists():
         npz.unlink()
     record = {
         "figure": name,
-        **plain(body),
+        **to_jsonable(body),
         "files": [p.name for p in paths] + ([npz.name] if arrays else []),
-        "provenance": plain(provenance or {}),
+        "provenance": to_jsonable(provenance or {}),
     }
-    json_path = out / f"{name}.json"
-    json_path.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
-    paths.append(json_path)
+    paths.append(write_json(out / f"{name}.json", record, indent=1))
     if arrays:
         paths.append(npz)
     return paths
@@ -187,7 +185,7 @@ def render_figures(
     *,
     only: list[str] | tuple[str, ...] | str | None = None,
     formats: str | list[str] | tuple[str, ...] | None = ("png",),
-    dpi: int = DEFAULT_DPI,
+    dpi: int | None = DEFAULT_DPI,
     provenance: dict[str, Any] | None = None,
 ) -> FigureRun:
     """Draw every registered figure (or ``only`` some) from ``source`` into ``out_dir``.
@@ -201,8 +199,8 @@ def render_figures(
         Figure names (or comma-separated lists); default all.
     formats : str or sequence of str
         Any of png, pdf, svg (``"png,pdf"`` works too).
-    dpi : int
-        Raster resolution.
+    dpi : int, optional
+        Raster resolution (None: :data:`DEFAULT_DPI`).
     provenance : dict, optional
         Provenance of this run, written into every JSON beside the store's and
         the analysis's; default :func:`clipgeo.provenance.provenance`.
@@ -220,6 +218,7 @@ def render_figures(
     """
     names = resolve_names(only)
     fmts = check_formats(formats)
+    dpi = DEFAULT_DPI if dpi is None else dpi
     if not 10 <= int(dpi) <= 1200:
         raise InputError(f"dpi must lie between 10 and 1200, got {dpi}")
     out = Path(out_dir)

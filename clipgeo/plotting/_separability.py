@@ -7,12 +7,57 @@ from typing import Any
 
 import numpy as np
 
+from ..report._paper import PAPER
 from ._draw import MODALITIES, figure_legend, modality_hist, need_both, new_figure, scatter, shared_edges, skip_reason
 from ._registry import FigureInput, FigureSkipped, register
 from ._style import MODALITY_COLORS, REFERENCE, SERIES
 
-#: features shown by the top-features figure
+#: features shown by the top-features figure when none is a modality-label feature
 N_TOP = 6
+#: most modality-label features the top-features figure shows
+N_LABEL = 9
+
+
+def check_features(features: object, dim: int | None = None) -> list[int]:
+    """Feature indices a user named (``"92,133"``, ``[92, 133]``) as a list of distinct 0-based ints, or InputError.
+
+    Parameters
+    ----------
+    features : str, int or sequence of int, or None
+        None or empty: none named.
+    dim : int, optional
+        The embeddings' dimension: every index must lie in ``[0, dim)``.
+    """
+    from ..errors import InputError
+
+    if features is None:
+        return []
+    items = features.split(",") if isinstance(features, str) else [features] if np.isscalar(features) else list(features)
+    out: list[int] = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            value = float(text)
+            if not value.is_integer() or isinstance(item, bool):
+                raise ValueError
+        except ValueError:
+            raise InputError(
+                f"features must be whole numbers (0-based feature indices, e.g. 92,133), got {text!r}"
+            ) from None
+        k = int(value)
+        if k < 0 or (dim is not None and k >= dim):
+            bound = f"0 … {dim - 1}" if dim is not None else "0 or more"
+            raise InputError(f"feature {k} does not exist: the embeddings have d = {dim} features, 0-based {bound}")
+        if k not in out:
+            out.append(k)
+    return out
+
+
+def named_features(inp: FigureInput) -> list[int]:
+    """The features the user asked for (``clipgeo figures --features``), checked against the dimension."""
+    return check_features(getattr(inp, "features", None), inp.report.dim)
 
 
 def _separability(inp: FigureInput):
@@ -61,15 +106,24 @@ def _feature_panel(ax, inp: FigureInput, sep: Any, k: int) -> dict[str, Any]:
 )
 def separating_features(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     sep = _separability(inp)
-    top = [int(k) for k in sep.ranking[: min(N_TOP, len(sep.ranking))]]
+    label = [int(k) for k in sep.modality_label_features]
+    perfect = len(sep.separating_features(1.0))
+    named = named_features(inp)
+    best = int(sep.ranking[0])
+    if named:
+        top = named
+        shown = ", ".join(f"{k} ({100 * sep.threshold_accuracy[k]:.1f} %)" for k in named)
+        title = f"Named features, single-threshold accuracy: {shown}"
+    elif label:
+        top = label[:N_LABEL]
+        more = f"; the top {len(top)} shown" if len(label) > len(top) else ""
+        title = f"{len(label)} feature(s) separate image from text ≥ 95 % on their own ({perfect} at 100 %){more}"
+    else:
+        top = [int(k) for k in sep.ranking[: min(N_TOP, len(sep.ranking))]]
+        title = f"No feature separates ≥ 95 % on its own; the best, feature {best}, {100 * sep.threshold_accuracy[best]:.1f} %"
     ncols = min(3, len(top))
     nrows = -(-len(top) // ncols)
-    perfect = len(sep.separating_features(1.0))
-    if perfect:
-        title = f"Modality-label features: {perfect} feature(s) alone separate image from text perfectly"
-    else:
-        best = top[0]
-        title = f"Modality-label features: feature {best} alone separates {100 * sep.threshold_accuracy[best]:.1f} %"
+    paper = PAPER["label_features"]
     fig, axes, data = new_figure(
         inp,
         title,
@@ -77,6 +131,11 @@ def separating_features(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         ncols=ncols,
         height=2.5 * nrows,
         legend_strip=1,
+        notes=[
+            f"paper (ViT-B/32): {paper.paper} (features {' and '.join(map(str, PAPER['label_feature_indices'].value))}, "
+            "probably 1-based: 92 and 133 here); modality-label criterion: single-threshold balanced accuracy ≥ 95 %, "
+            "in-sample; feature indices 0-based"
+        ],
     )
     panels = []
     for i, k in enumerate(top):
@@ -87,7 +146,18 @@ def separating_features(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     figure_legend(fig, axes.flat[0])
     for ax in axes.flat[len(top) :]:
         ax.set_visible(False)
-    data.update({"features": panels, "n_perfect": perfect, "accuracy": "balanced, in-sample, one threshold"})
+    data.update(
+        {
+            "features": panels,
+            "shown": top,
+            "named": named,
+            "modality_label_features": label,
+            "n_modality_label_features": len(label),
+            "modality_label_criterion": "single-threshold balanced accuracy >= 0.95, in-sample",
+            "n_perfect": perfect,
+            "accuracy": "balanced, in-sample, one threshold",
+        }
+    )
     return fig, data
 
 
@@ -112,7 +182,12 @@ def best_pair(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         legend_strip=1,
     )
     ax = axes[0, 0]
-    ax.set_title("Fisher LDA line; balanced accuracy, in-sample")
+    ties = int(getattr(sep, "best_pair_ties", 0) or 0)
+    fisher = getattr(sep, "best_pair_fisher", None)
+    if ties > 1:
+        ax.set_title(f"{ties} pairs tie at this accuracy; this one has the largest Fisher ratio ({fisher:.3g})", fontsize=8.5)
+    else:
+        ax.set_title("Fisher LDA line; balanced accuracy, in-sample")
     points = {}
     seed = int(inp.report.config.get("seed", 0))
     for m in MODALITIES:
@@ -139,6 +214,8 @@ def best_pair(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
             "b": b,
             "line": f"image where {w[0]:.6g} * x[{f0}] + {w[1]:.6g} * x[{f1}] + {b:.6g} > 0",
             "classifier": "Fisher LDA, equal priors; balanced accuracy, in-sample",
+            "best_pair_ties": ties,
+            "fisher_ratio": fisher,
             "points": points,
         }
     )
@@ -159,7 +236,14 @@ def separability_ranking(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
 
     ranks = np.arange(1, len(ranking) + 1)
     cv = sep.linear_cv_accuracy
-    fig, axes, data = new_figure(inp, "Separability ranking: a few features carry the modality label", ncols=2)
+    label = len(sep.modality_label_features)
+    together = f"; all {len(ranking)} together {100 * cv:.1f} % (5-fold CV)" if cv is not None else ""
+    fig, axes, data = new_figure(
+        inp,
+        f"{label} of {len(ranking)} features reach ≥ 95 % on their own, the best {acc[0]:.1f} %{together}",
+        ncols=2,
+        notes=[f"paper (ViT-B/32): {PAPER['label_features'].paper}; linear, all features: {PAPER['linear_cv'].paper}"],
+    )
     ax_acc, ax_d = axes[0]
     ax_acc.plot(ranks, acc, color=SERIES[0], marker="o", markersize=2.5, linewidth=1.0)
     ax_acc.axhline(50, color=REFERENCE, linestyle=":", linewidth=1.0, label="chance (50 %)")
@@ -187,6 +271,7 @@ def separability_ranking(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
             "auc_by_rank": np.asarray(sep.auc, dtype=np.float64)[ranking],
             "linear_cv_accuracy": cv,
             "n_perfect": int(len(sep.separating_features(1.0))),
+            "n_modality_label_features": label,
         }
     )
     return fig, data

@@ -1,26 +1,33 @@
-"""The embedding store: Parquet shards + a manifest, read as an :class:`EmbeddingSet`."""
+"""The embedding store: Parquet shards + a manifest, read as an :class:`EmbeddingSet`.
+
+:func:`status` and :func:`summary` describe a store directory from its manifest
+(the rest of clipgeo asks them instead of reading ``manifest.json``);
+:func:`summarize` describes the rows of an :class:`EmbeddingSet` already read.
+"""
 
 from ._embedding_set import EmbeddingSet
 from ._formats import load_matrix, load_pairs, load_strings
-from ._import import import_embeddings, rows_are_unit
+from ._import import import_embeddings
 from ._meta import StoreMeta
 from ._reader import read_manifest, read_store
+from ._status import StoreStatus, StoreSummary, status, summary
 from ._summary import summarize
-from ._validate import check_embeddings
 from ._writer import StoreWriter, write_store
 
 __all__ = [
     "EmbeddingSet",
     "StoreMeta",
+    "StoreStatus",
+    "StoreSummary",
     "StoreWriter",
-    "check_embeddings",
     "import_embeddings",
     "load_matrix",
     "load_pairs",
     "load_strings",
     "read_manifest",
     "read_store",
-    "rows_are_unit",
+    "status",
     "summarize",
+    "summary",
     "write_store",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -11,22 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_dir
 from ..errors import InputError, StoreError
 from ..provenance import provenance
+from ..validation import check_embeddings, rows_are_unit
 from ._formats import load_matrix, load_pairs, load_strings
 from ._meta import StoreMeta
-from ._validate import check_embeddings
 from ._writer import check_same_model, read_manifest_file, write_store
-
-UNIT_TOLERANCE = 1e-2
-
-
-def rows_are_unit(x: np.ndarray, tol: float = UNIT_TOLERANCE) -> bool:
-    """True when every row has L2 norm within ``tol`` of 1 (float16 dumps need ~1e-3)."""
-    if len(x) == 0:
-        return False
-    norms = np.linalg.norm(np.asarray(x, dtype=np.float64), axis=1)
-    return bool(np.all(np.abs(norms - 1.0) < tol))
 
 
 def _fingerprint(*arrays: np.ndarray | None) -> str:
@@ -62,15 +52,20 @@ def import_embeddings(
     """
     out = Path(out)
     if image is None and text is None:
-        raise InputError("nothing to import; give --image and/or --text")
+        raise InputError("nothing to import; pass image=FILE and/or text=FILE (or arrays)")
     arrays: dict[str, np.ndarray | None] = {}
     sources = []
     for name, spec in (("image", image), ("text", text)):
         if spec is None:
             arrays[name] = None
             continue
-        raw = spec if isinstance(spec, np.ndarray) else load_matrix(spec, f"{name} embeddings")
-        arrays[name] = check_embeddings(raw, f"{name} embeddings" + ("" if isinstance(spec, np.ndarray) else f" in {spec}"))
+        if isinstance(spec, np.ndarray):
+            arrays[name] = check_embeddings(spec, f"{name} embeddings", dtype=None)
+        else:
+            arrays[name] = check_embeddings(
+                load_matrix(spec, f"{name} embeddings"), f"{name} embeddings in {spec}", dtype=None,
+                slice_hint="select one slice with FILE:0 (or FILE:key)",
+            )
         sources.append(f"{name}={'<array>' if isinstance(spec, np.ndarray) else spec}")
     img, txt = arrays["image"], arrays["text"]
     if img is not None and txt is not None and img.shape[1] != txt.shape[1]:
@@ -89,7 +84,8 @@ def import_embeddings(
             index = np.arange(n_txt)
         else:
             raise InputError(
-                f"{n_img} image rows and {n_txt} text rows cannot pair row by row; pass --pairs FILE mapping text rows to image rows"
+                f"{n_img} image rows and {n_txt} text rows cannot pair row by row; "
+                "pass pairs=FILE mapping text rows to image rows (or an index array)"
             )
         if len(index) != n_txt or (len(index) and (index.min() < -1 or index.max() >= n_img)):
             raise InputError(f"pairs must give one image row in [-1, {n_img}) per text row")
@@ -126,36 +122,39 @@ def import_embeddings(
 
     if out.exists():
         if not out.is_dir():
-            raise StoreError(f"{out} is a file; --out must be a directory")
+            raise StoreError(f"{out} is a file, not a directory; choose a directory for the store")
         if any(out.iterdir()):
             manifest = read_manifest_file(out)
             if manifest is None:
-                raise StoreError(f"{out} is not empty and holds no clipgeo store; choose an empty or new --out")
+                raise StoreError(f"{out} is not empty and holds no clipgeo store; choose an empty or new directory")
             check_same_model(StoreMeta.from_dict(manifest["meta"]), meta, out)
             if not overwrite:
-                raise StoreError(f"{out} already holds a store of {meta.model_id}; pass --overwrite to replace it")
+                raise StoreError(f"{out} already holds a store of {meta.model_id}; pass overwrite=True to replace it")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    image_ids = [str(i) for i in range(n_img)]
+    aside: Path | None = None  # the store being replaced, kept until the new one is in place
     try:
-        image_ids = [str(i) for i in range(n_img)]
-        write_store(
-            tmp / "store",
-            meta,
-            image=img,
-            text=txt,
-            image_ids=image_ids if img is not None else None,
-            image_paths=path_list,
-            captions=caption_list,
-            text_image_ids=[image_ids[i] if i >= 0 else None for i in index] if txt is not None else None,
-            shard_rows=shard_rows,
-            summary={"n_image": n_img, "n_text": n_txt, "n_pairs": int((index >= 0).sum())},
-        )
-        if out.exists():
-            old = tmp / "old"
-            os.replace(out, old)
-        os.replace(tmp / "store", out)
+        with atomic_dir(out) as tmp:
+            write_store(
+                tmp,
+                meta,
+                image=img,
+                text=txt,
+                image_ids=image_ids if img is not None else None,
+                image_paths=path_list,
+                captions=caption_list,
+                text_image_ids=[image_ids[i] if i >= 0 else None for i in index] if txt is not None else None,
+                shard_rows=shard_rows,
+                summary={"n_image": n_img, "n_text": n_txt, "n_pairs": int((index >= 0).sum())},
+            )
+            if out.exists():
+                aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent)) / "store"
+                os.replace(out, aside)
+    except BaseException:
+        if aside is not None and aside.exists() and not out.exists():
+            os.replace(aside, out)  # the new store did not land: put the old one back
+        raise
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(tmp)
+        if aside is not None:
+            shutil.rmtree(aside.parent, ignore_errors=True)
     return out

@@ -58,7 +58,7 @@ class StoreMeta:
 
     def __post_init__(self) -> None:
         if self.store_dtype not in STORE_DTYPES:
-            raise StoreError(f"unknown store dtype {self.store_dtype!r}; use one of {', '.join(STORE_DTYPES)}")
+            raise StoreError(f"store_dtype={self.store_dtype!r} is not known; use one of {', '.join(STORE_DTYPES)}")
         if int(self.dim) < 1:
             raise StoreError(f"embedding dimension must be positive, got {self.dim}")
         self.dim = int(self.dim)

@@ -38,7 +38,7 @@ def read_manifest(root: str | os.PathLike, *, allow_incomplete: bool = False) ->
         n = len(manifest.get("shards", []))
         raise StoreError(
             f"store {root} is incomplete (writing stopped after {n} shard(s)); re-run the command that wrote it "
-            "to finish, or pass allow_incomplete=True / --allow-incomplete to read the finished shards"
+            "to finish, or pass allow_incomplete=True to read the finished shards"
         )
     return manifest
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from ..validation import rows_are_unit
 from ._embedding_set import EmbeddingSet
-from ._import import rows_are_unit
 
 
 def _norm_stats(x: np.ndarray) -> dict[str, float] | None:

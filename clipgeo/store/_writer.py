@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .._io import atomic_path, write_bytes
 from ..errors import StoreError
+from ..validation import check_embeddings
 from ._layout import EMBEDDING, FORMAT, FORMAT_VERSION, LOCK, MANIFEST, META_KEY, MODALITIES, shard_path
 from ._meta import StoreMeta
-from ._validate import check_embeddings
 
 _STRING_COLUMNS = ("path", "caption", "image_id")
 
@@ -38,40 +38,18 @@ def embedding_array(embeddings: np.ndarray, dtype: str) -> pa.FixedSizeListArray
     return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(n * d)), d)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_table(path: Path, table: pa.Table) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        # Dictionary encoding and compression buy nothing on float vectors and make
-        # reading them several times slower; keep both for the string columns only.
-        others = [name for name in table.column_names if name != EMBEDDING]
+def _write_table(path: Path, table: pa.Table) -> None:
+    """Write one shard atomically (temporary file, fsync, rename)."""
+    # Dictionary encoding and compression buy nothing on float vectors and make
+    # reading them several times slower; keep both for the string columns only.
+    others = [name for name in table.column_names if name != EMBEDDING]
+    with atomic_path(path) as tmp:
         pq.write_table(
             table,
             tmp,
             use_dictionary=others,
             compression={name: ("none" if name == EMBEDDING else "snappy") for name in table.column_names},
         )
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def read_manifest_file(root: Path) -> dict[str, Any] | None:
@@ -170,7 +148,7 @@ class StoreWriter:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
-        _atomic_write_bytes(self.root / MANIFEST, (json.dumps(manifest, indent=1, default=str) + "\n").encode())
+        write_bytes(self.root / MANIFEST, (json.dumps(manifest, indent=1, default=str) + "\n").encode())
 
     def manifest(self) -> dict[str, Any]:
         """The manifest as it is on disk now."""
@@ -216,7 +194,9 @@ class StoreWriter:
         """
         if modality not in MODALITIES:
             raise StoreError(f"unknown modality {modality!r}; use 'image' or 'text'")
-        embeddings = check_embeddings(embeddings, f"{modality} shard {index}", dim=self.meta.dim, allow_empty=True)
+        embeddings = check_embeddings(
+            embeddings, f"{modality} shard {index}", dim=self.meta.dim, allow_empty=True, dtype=None
+        )
         with np.errstate(over="ignore"):
             stored = embeddings.astype(self.meta.store_dtype, copy=False)
         if not np.isfinite(stored).all():
@@ -237,7 +217,7 @@ class StoreWriter:
         data[EMBEDDING] = embedding_array(stored, self.meta.store_dtype)
         table = pa.table(data)
         table = table.replace_schema_metadata({META_KEY: json.dumps(self.meta.to_dict(), default=str).encode()})
-        _atomic_write_table(shard_path(self.root, modality, index), table)
+        _write_table(shard_path(self.root, modality, index), table)
         entry = {
             "modality": modality,
             "index": int(index),

@@ -1,15 +1,20 @@
-"""Training: contrastive losses, a trainer with pluggable objectives, and geometry logged over training.
+"""Training: contrastive objectives, a trainer that logs the geometry over training, and the evaluation of runs.
 
-Losses (one per module, torch): :class:`ClipLoss` (CLIP's symmetric InfoNCE),
-:class:`NTXentLoss` (SimCLR), :func:`alignment` / :func:`uniformity` /
-:class:`AlignUniformLoss` (Wang & Isola).  Under ``torchrun`` the losses gather
-features from every rank with gradient (:mod:`clipgeo.train.distributed`).
+Layout (each module may import the ones above it, never one below):
 
-The trainer (:func:`train`, :class:`TrainConfig`) runs any registered
-:class:`Objective` (``clip`` built in; the contract is documented at the top
-of :mod:`clipgeo.train.trainer`) and logs held-out retrieval and the
-double-ellipsoid geometry over training into ``RUN_DIR/metrics.csv`` and
-``RUN_DIR/curves.png``.
+- :mod:`.config` — :class:`TrainConfig`, :class:`TrainResult`, the stops (no torch);
+- :mod:`.data`, :mod:`.augment`, :mod:`.schedule`, :mod:`.distributed` — datasets and sampler,
+  augmentations, the learning-rate schedule, the gather-with-gradient of the losses;
+- :mod:`.objective` — the :class:`Objective` contract and the ``--objective`` registry
+  (knows nothing of the loop);
+- :mod:`.objectives` — one module per method: its loss next to its objective
+  (``clip``: :class:`ClipLoss`; ``simclr``: :class:`NTXentLoss`; ``align_uniform``: Wang & Isola);
+- :mod:`.metrics`, :mod:`.checkpoint` — what a run logs and saves;
+- :mod:`.trainer` — the loop: ``setup → train_one_epoch → log → save``;
+- :mod:`.runs` — reading a run folder back and rebuilding its objective;
+- :mod:`.probe`, :mod:`.compare` — linear probes and the side-by-side table of runs.
+
+Names are resolved on first use, so ``import clipgeo.train`` does not import torch.
 
 Example
 -------
@@ -20,36 +25,38 @@ Example
 
 from __future__ import annotations
 
-from .align_uniform import AlignUniformLoss, alignment, uniformity
-from .clip_loss import ClipLoss
-from .ntxent import NTXentLoss
-from .trainer import (
-    OBJECTIVES,
-    Objective,
-    ObjectiveContext,
-    TrainConfig,
-    TrainingDiverged,
-    TrainingStopped,
-    TrainResult,
-    get_objective,
-    register_objective,
-    train,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "OBJECTIVES",
-    "AlignUniformLoss",
-    "ClipLoss",
-    "NTXentLoss",
-    "Objective",
-    "ObjectiveContext",
-    "TrainConfig",
-    "TrainResult",
-    "TrainingDiverged",
-    "TrainingStopped",
-    "alignment",
-    "get_objective",
-    "register_objective",
-    "train",
-    "uniformity",
-]
+_EXPORTS = {
+    "AlignUniformLoss": ".objectives.align_uniform",
+    "alignment": ".objectives.align_uniform",
+    "uniformity": ".objectives.align_uniform",
+    "ClipLoss": ".objectives.clip",
+    "NTXentLoss": ".objectives.simclr",
+    "OBJECTIVES": ".objective",
+    "Objective": ".objective",
+    "ObjectiveContext": ".objective",
+    "get_objective": ".objective",
+    "register_objective": ".objective",
+    "TrainConfig": ".config",
+    "TrainResult": ".config",
+    "TrainingDiverged": ".config",
+    "TrainingStopped": ".config",
+    "train": ".trainer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'clipgeo.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

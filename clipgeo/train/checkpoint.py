@@ -14,13 +14,12 @@
 - ``config``: the resolved training configuration;
 - ``format``: ``"clipgeo-train-checkpoint"`` and ``format_version``.
 
-Writes go to a temporary file that is renamed over the old one, so a crash
-or a kill never leaves a half-written checkpoint.
+Writes go through :func:`clipgeo._io.atomic_path`, so a crash or a kill never
+leaves a half-written checkpoint.
 """
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._io import atomic_path
 from ..errors import ClipgeoError
+from ..runtime import load_torch_file
 
 __all__ = ["FORMAT", "capture_rng", "load_checkpoint", "restore_rng", "save_checkpoint", "save_weights"]
 
@@ -60,16 +61,11 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(path: str | Path, **entries: Any) -> Path:
-    """Write a checkpoint atomically (``path.tmp`` then rename); returns ``path``."""
+    """Write a checkpoint atomically (:func:`clipgeo._io.atomic_path`); returns ``path``."""
     path = Path(path)
-    _atomic_torch_save({"format": FORMAT, "format_version": FORMAT_VERSION, **entries}, path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **entries}, tmp)
     return path
 
 
@@ -77,16 +73,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (``weights_only``: no code is unpickled)."""
     path = Path(path)
     if not path.is_file():
-        raise ClipgeoError(f"no checkpoint at {path}; drop --resume to start a new run in that folder")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ClipgeoError(
-            f"checkpoint {path} could not be read ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
-            "it may be truncated — start a new run with another --out"
-        ) from None
+        raise ClipgeoError(f"no checkpoint at {path}; pass resume=False to start a new run in that folder")
+    state = load_torch_file(path, fix="it may be truncated; start a new run in another out folder")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ClipgeoError(f"{path} is not a clipgeo training checkpoint; point --out at a folder made by clipgeo train")
+        raise ClipgeoError(f"{path} is not a clipgeo training checkpoint; give out=DIR of a run made by clipgeo train")
     return state
 
 
@@ -96,7 +86,6 @@ def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor]) -> Path:
 
     path = Path(path)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
     return path

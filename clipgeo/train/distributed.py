@@ -1,4 +1,4 @@
-"""Distributed helpers: rank / world size, and all-gather that keeps the gradient.
+"""All-gather that keeps the gradient: the negatives of every rank for the contrastive losses.
 
 Contrastive losses need every other sample of the *global* batch as a
 negative, so under ``torchrun`` each rank gathers the features of all ranks.
@@ -17,82 +17,19 @@ one process: with ``L = (1/W) Σ_k L_k``, rank ``r`` receives
 ``Σ_k ∂L_k/∂f_r`` for its features ``f_r``, and the DDP average turns
 ``Σ_r Σ_k ∂L_k/∂f_r · ∂f_r/∂θ`` into ``(1/W) Σ_k ∂L_k/∂θ = ∂L/∂θ``.
 ``tests/test_distributed.py`` checks this on two gloo processes.
+
+Rank, world size, barriers and reductions are :mod:`clipgeo.runtime`'s; this module
+holds only what the losses need on top: the gather that keeps the gradient.
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.distributed as dist
 
-__all__ = [
-    "all_reduce_mean",
-    "barrier",
-    "gather_with_grad",
-    "init_distributed",
-    "is_distributed",
-    "is_main_process",
-    "local_rank",
-    "rank",
-    "world_size",
-]
+from ..runtime import is_distributed
 
-
-def is_distributed() -> bool:
-    """True when a process group with more than one rank is initialised."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def rank() -> int:
-    """Global rank of this process (0 when not distributed)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def world_size() -> int:
-    """Number of processes (1 when not distributed)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def local_rank() -> int:
-    """Rank of this process on its machine (``LOCAL_RANK`` set by torchrun, else 0)."""
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def is_main_process() -> bool:
-    """True on rank 0: the process that writes checkpoints, metrics and plots."""
-    return rank() == 0
-
-
-def init_distributed(device: str) -> bool:
-    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1).
-
-    Uses NCCL for CUDA devices and gloo otherwise.  Returns True when
-    distributed; a no-op (False) for a plain ``python``/``clipgeo`` launch.
-    """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
-    if not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend=backend)
-    return True
-
-
-def barrier() -> None:
-    """Wait for every rank (no-op when not distributed)."""
-    if is_distributed():
-        dist.barrier()
-
-
-def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
-    """Mean of a tensor over ranks (a copy; the input is unchanged)."""
-    if not is_distributed():
-        return value.clone()
-    # NCCL reduces CUDA tensors only
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else value.device
-    out = value.detach().to(device, dtype=torch.float32).clone()
-    dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return (out / world_size()).to(value.device)
+__all__ = ["gather_with_grad"]
 
 
 class _GatherWithGrad(torch.autograd.Function):
@@ -130,7 +67,7 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     -------
     Tensor of shape (world_size * n, ...)
         Rows of rank 0 first, then rank 1, …; this rank's rows start at
-        ``rank() * n``.  The input itself when not distributed.
+        ``clipgeo.runtime.rank() * n``.  The input itself when not distributed.
     """
     if not is_distributed():
         return tensor

@@ -1,14 +1,14 @@
 """What a training run logs: held-out retrieval, alignment/uniformity and the geometry.
 
 Every ``log_every`` steps the trainer embeds a fixed held-out batch with the
-objective's :meth:`~clipgeo.train.trainer.Objective.embed_pair` (raw, not
+objective's :meth:`~clipgeo.train.objective.Objective.embed_pair` (raw, not
 normalised: embeddings ``a`` and ``b``, e.g. image and text) and records
 
 - ``r1_<a>_to_<b>``, ``r1_<b>_to_<a>``: recall@1 of the matched row by cosine
   similarity (strict: a hit only when the top row is the pair itself, so
   duplicate captions cap it), with ``chance_r1 = 1/n``;
 - ``alignment``, ``uniformity_<a>``, ``uniformity_<b>``: Wang & Isola's
-  metrics on the unit embeddings (:mod:`clipgeo.train.align_uniform`);
+  metrics on the unit embeddings (:mod:`clipgeo.train.objectives.align_uniform`);
 - the geometry, from the clipgeo analyzers: ``l2_centroid_distance``,
   ``raw_centroid_distance``, ``mean_matched_cosine`` (:func:`clipgeo.modality_gap`),
   ``conformity_<m>`` (mean exact conformity, :func:`clipgeo.conformity`),
@@ -22,7 +22,6 @@ normalised: embeddings ``a`` and ``b``, e.g. image and text) and records
 from __future__ import annotations
 
 import csv
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .align_uniform import alignment, uniformity
+from .._io import atomic_path
+from .objectives.align_uniform import alignment, uniformity
 
 __all__ = ["BASE_COLUMNS", "MetricsLog", "geometry_metrics", "heldout_metrics", "metric_columns", "retrieval_r1"]
 
@@ -177,12 +177,10 @@ class MetricsLog:
             self._rewrite([])
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as handle:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=self.columns, restval="", extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, self.path)
 
     def write(self, row: dict[str, Any]) -> None:
         """Append one row (floats written with full precision)."""

@@ -1,164 +1,39 @@
-"""Linear probe on frozen features: the standard evaluation of self-supervised objectives.
+"""Linear probes of trained runs: frozen features of a tower, labels of the captioned shapes.
 
-A multinomial logistic regression (scikit-learn ``LogisticRegression``, L2,
-lbfgs) is fitted on standardised frozen features of a training split and
-scored on a held-out split.  Its accuracy says how linearly decodable a label
-(a shape's class, its colour …) is from the embedding.
-
-:func:`linear_probe` works on any arrays; :func:`shape_labels` turns the
-built-in captioned shapes into label vectors, and :func:`frozen_features`
-runs an encoder over inputs without gradient.
+The probe itself (:func:`linear_probe`, :func:`linear_probe_split`, :class:`ProbeResult`) is
+numpy / scikit-learn only and lives in :mod:`clipgeo.analyzers._probe`; it is re-exported here.
+:func:`shape_labels` turns the built-in captioned shapes into label vectors,
+:func:`frozen_features` runs an encoder over inputs without gradient, and :func:`probe_runs`
+probes run folders (read by :mod:`clipgeo.train.runs`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InputError
+from .runs import EVAL_SEED, build_objective, load_run, tower_of
+
+if TYPE_CHECKING:
+    from ..analyzers._probe import ProbeResult
+
+_FROM_ANALYZERS = ("ProbeResult", "linear_probe", "linear_probe_split")
+
+__all__ = [
+    "LABELS",
+    "frozen_features",
+    "label_names",
+    "probe_objective",
+    "probe_runs",
+    "shape_labels",
+    "tower_features",
+]
 
 LABELS = ("shape", "color", "size", "position")
 _ALIASES = {"colour": "color"}
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    """Held-out accuracy of a linear probe.
-
-    Attributes
-    ----------
-    accuracy : float
-        Accuracy on the held-out split.
-    train_accuracy : float
-        Accuracy on the split it was fitted on.
-    chance : float
-        Accuracy of always predicting the most frequent training class, on the held-out split.
-    n_train, n_test, n_classes, dim : int
-    C : float
-        Inverse L2 regularisation strength of the logistic regression.
-    """
-
-    accuracy: float
-    train_accuracy: float
-    chance: float
-    n_train: int
-    n_test: int
-    n_classes: int
-    dim: int
-    C: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _check_xy(features: Any, labels: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(features)
-    y = np.asarray(labels)
-    if x.ndim != 2:
-        raise InputError(f"{what} features must be a 2-D array (n_samples, dim), got shape {x.shape}; reshape them")
-    if y.shape != (len(x),):
-        raise InputError(f"{what} labels must be a 1-D array with one label per feature row ({len(x)}), got shape {y.shape}")
-    x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        raise InputError(f"{what} features contain NaN or infinite values; check the encoder output")
-    return x, y
-
-
-def linear_probe_split(
-    train_features: Any,
-    train_labels: Any,
-    test_features: Any,
-    test_labels: Any,
-    *,
-    C: float = 1.0,
-    max_iter: int = 2000,
-) -> ProbeResult:
-    """Fit a logistic-regression probe on one split and score it on another.
-
-    Parameters
-    ----------
-    train_features : array of shape (n_train, d)
-    train_labels : array of shape (n_train,)
-    test_features : array of shape (n_test, d)
-    test_labels : array of shape (n_test,)
-    C : float
-        Inverse regularisation strength.
-    max_iter : int
-        lbfgs iterations.
-
-    Returns
-    -------
-    ProbeResult
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    x_train, y_train = _check_xy(train_features, train_labels, "training")
-    x_test, y_test = _check_xy(test_features, test_labels, "test")
-    if x_train.shape[1] != x_test.shape[1]:
-        raise InputError(f"training features have {x_train.shape[1]} columns, test features {x_test.shape[1]}; use one encoder")
-    classes, counts = np.unique(y_train, return_counts=True)
-    if len(classes) < 2:
-        raise InputError("the probe's training split holds a single class; give labels with at least two classes")
-    if not (C > 0 and np.isfinite(C)):
-        raise InputError(f"C must be a positive number, got {C}")
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
-    probe.fit(x_train, y_train)
-    majority = classes[np.argmax(counts)]
-    return ProbeResult(
-        accuracy=float(np.mean(probe.predict(x_test) == y_test)),
-        train_accuracy=float(np.mean(probe.predict(x_train) == y_train)),
-        chance=float(np.mean(y_test == majority)),
-        n_train=len(y_train),
-        n_test=len(y_test),
-        n_classes=len(classes),
-        dim=x_train.shape[1],
-        C=float(C),
-    )
-
-
-def linear_probe(
-    features: Any, labels: Any, *, test_fraction: float = 0.25, seed: int = 0, C: float = 1.0, max_iter: int = 2000
-) -> ProbeResult:
-    """Held-out accuracy of a logistic-regression probe on a stratified random split.
-
-    Parameters
-    ----------
-    features : array of shape (n_samples, d)
-        Frozen (raw) features.
-    labels : array of shape (n_samples,)
-        Class of each row; every class needs at least 2 rows.
-    test_fraction : float in (0, 1)
-        Share of the rows held out.
-    seed : int
-        Seed of the split.
-    C, max_iter
-        See :func:`linear_probe_split`.
-
-    Returns
-    -------
-    ProbeResult
-    """
-    from sklearn.model_selection import train_test_split
-
-    x, y = _check_xy(features, labels, "probe")
-    if not 0 < test_fraction < 1:
-        raise InputError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    classes, counts = np.unique(y, return_counts=True)
-    if len(classes) < 2:
-        raise InputError("the labels hold a single class; a probe needs at least two")
-    if counts.min() < 2:
-        rare = classes[np.argmin(counts)]
-        raise InputError(f"class {rare!r} has a single sample; a stratified split needs >= 2 per class (use more samples)")
-    n_test = max(int(round(test_fraction * len(y))), len(classes))
-    if len(y) - n_test < len(classes):
-        raise InputError(f"{len(y)} samples are too few for a held-out split over {len(classes)} classes; use more samples")
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=n_test, stratify=y, random_state=seed)
-    return linear_probe_split(x_train, y_train, x_test, y_test, C=C, max_iter=max_iter)
 
 
 def label_names(name: str) -> list[str]:
@@ -193,7 +68,7 @@ def shape_labels(data: Any, name: str) -> np.ndarray:
     key = _ALIASES.get(name, name)
     specs = getattr(data, "specs", None)
     if specs is None:
-        raise InputError(f"{type(data).__name__} carries no shape attributes; use the captioned shapes (--shapes N)")
+        raise InputError(f"{type(data).__name__} carries no shape attributes; use the captioned shapes (shapes=N)")
     return np.array([vocab.index(getattr(spec, key)) for spec in specs], dtype=np.int64)
 
 
@@ -273,8 +148,8 @@ def probe_objective(objective: Any, source: Any, labels: Sequence[str] = ("shape
 
     Parameters
     ----------
-    objective : clipgeo.train.trainer.Objective
-        Built with the weights to evaluate (see :func:`clipgeo.train.compare.build_objective`).
+    objective : clipgeo.train.objective.Objective
+        Built with the weights to evaluate (see :func:`clipgeo.train.runs.build_objective`).
     source : CaptionedShapes
         Evaluation shapes (not trained on).
     labels : sequence of str
@@ -287,7 +162,7 @@ def probe_objective(objective: Any, source: Any, labels: Sequence[str] = ("shape
     -------
     dict label -> ProbeResult
     """
-    from .compare import tower_of
+    from ..analyzers._probe import linear_probe
 
     loaded = objective.ctx.loaded
     tower = tower or tower_of(objective)
@@ -318,7 +193,7 @@ def probe_runs(
     n : int
         Shapes drawn for the probe (seed ``seed``; 75 % fit, 25 % held out).
     seed : int, optional
-        Default: :data:`clipgeo.train.compare.EVAL_SEED` + 1 (no run trains on it by default).
+        Default: :data:`clipgeo.train.runs.EVAL_SEED` + 1 (no run trains on it by default).
     baseline : bool
         Add a row for each distinct architecture with random weights.
     baseline_model : str, optional
@@ -332,12 +207,11 @@ def probe_runs(
     ``<label>`` (held-out accuracy), ``<label>_chance``, ``<label>_train``.
     """
     from ..data.shapes import CaptionedShapes
-    from .compare import EVAL_SEED, build_objective, load_run, tower_of
 
     for name in labels:
         label_names(name)
     if not run_dirs and not baseline_model:
-        raise InputError("nothing to probe; pass RUN_DIRs of clipgeo train, or --baseline-model NAME")
+        raise InputError("nothing to probe; pass RUN_DIRs of clipgeo train, or baseline_model=NAME")
     if n < 20:
         raise InputError(f"the probe needs at least 20 samples, got {n}")
     seed = EVAL_SEED + 1 if seed is None else int(seed)
@@ -368,3 +242,12 @@ def probe_runs(
             objective = build_objective(None, model=model, objective="clip", device=device)
             rows.append(row("random init", "none", model, objective, chosen))
     return rows
+
+
+def __getattr__(name: str) -> Any:
+    # the probe itself is the analyzers' (scikit-learn); imported when first asked for
+    if name in _FROM_ANALYZERS:
+        from ..analyzers import _probe
+
+        return getattr(_probe, name)
+    raise AttributeError(f"module 'clipgeo.train.probe' has no attribute {name!r}")

@@ -17,7 +17,7 @@ import torch
 
 from ..augment import CLIP_MEAN, CLIP_STD, augment
 from ..data import ViewsDataset
-from ..trainer import Objective, ObjectiveContext
+from ..objective import Objective, ObjectiveContext
 
 
 def _normalisation(transform: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -1,40 +1,16 @@
-"""Pieces shared by several objectives: argument checks, EMA copies, unit vectors."""
+"""Pieces shared by several objectives: feature checks, EMA copies, unit vectors, MLP heads.
+
+Scalar arguments are checked with :mod:`clipgeo.validation`.
+"""
 
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
 
 from ...errors import InputError
-
-
-def check_positive(name: str, value: float, *, upper: float | None = None) -> float:
-    """``value`` as a float, or :class:`InputError` if it is not finite and > 0 (and <= ``upper``)."""
-    value = float(value)
-    if not math.isfinite(value) or value <= 0 or (upper is not None and value > upper):
-        bound = f" and <= {upper}" if upper is not None else ""
-        raise InputError(f"{name} must be > 0{bound}, got {value}; pass a value in range")
-    return value
-
-
-def check_fraction(name: str, value: float, *, closed_right: bool = False) -> float:
-    """``value`` in [0, 1) (or [0, 1] if ``closed_right``), else :class:`InputError`."""
-    value = float(value)
-    ok = 0.0 <= value <= 1.0 if closed_right else 0.0 <= value < 1.0
-    if not ok:
-        interval = "[0, 1]" if closed_right else "[0, 1)"
-        raise InputError(f"{name} must lie in {interval}, got {value}; pass a value in that range")
-    return value
-
-
-def check_count(name: str, value: int, *, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, else :class:`InputError`."""
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}; pass a larger integer")
-    return int(value)
 
 
 def check_features(name: str, x: torch.Tensor, dim: int | None = None) -> None:

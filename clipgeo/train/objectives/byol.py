@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from ...errors import InputError
-from ..trainer import ObjectiveContext
+from ...validation import check_count, check_fraction
+from ..objective import ObjectiveContext
 from ._base import ViewsObjective
-from ._common import attach, check_count, check_fraction, ema_update, frozen_copy, mlp, unit
+from ._common import attach, ema_update, frozen_copy, mlp, unit
 
 
 def byol_loss(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -69,10 +70,10 @@ class BYOL(nn.Module):
         own_encoder: bool = True,
     ) -> None:
         super().__init__()
-        dim = check_count("feature dim", dim)
-        projection_dim = check_count("projection_dim", projection_dim)
-        hidden_dim = check_count("hidden_dim", hidden_dim)
-        self.momentum = check_fraction("BYOL momentum", momentum)
+        dim = check_count(dim, "feature dim")
+        projection_dim = check_count(projection_dim, "projection_dim")
+        hidden_dim = check_count(hidden_dim, "hidden_dim")
+        self.momentum = check_fraction(momentum, "BYOL momentum")
         attach(self, "encoder", encoder, own_encoder)
         self.projector = mlp(dim, hidden_dim, projection_dim)
         self.predictor = mlp(projection_dim, hidden_dim, projection_dim)

@@ -36,9 +36,10 @@ import torch
 from torch import nn
 
 from ...errors import InputError
-from ..trainer import ObjectiveContext
+from ...validation import check_count, check_positive
+from ..objective import ObjectiveContext
 from ._base import ViewsObjective, resolve
-from ._common import check_count, check_features, check_positive, unit
+from ._common import check_features, unit
 from .memory_bank import MemoryBank
 
 
@@ -116,14 +117,14 @@ class LocalAggregationLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.bank = MemoryBank(n_data, dim, momentum=momentum, seed=seed)
-        self.n_background = check_count("n_background", n_background, minimum=2)
+        self.n_background = check_count(n_background, "n_background", minimum=2)
         if self.n_background > n_data:
             raise InputError(f"n_background ({n_background}) exceeds the number of training samples ({n_data}); lower it")
-        self.n_clusters = check_count("n_clusters", n_clusters, minimum=2)
+        self.n_clusters = check_count(n_clusters, "n_clusters", minimum=2)
         if self.n_clusters >= n_data:
             raise InputError(f"n_clusters ({n_clusters}) must be smaller than the number of training samples ({n_data})")
-        self.n_clusterings = check_count("n_clusterings", n_clusterings)
-        self.temperature = check_positive("temperature", temperature)
+        self.n_clusterings = check_count(n_clusterings, "n_clusterings")
+        self.temperature = check_positive(temperature, "temperature")
         self.seed = int(seed)
         # before the first clustering every sample is its own cluster
         self.register_buffer("labels", torch.arange(n_data).repeat(self.n_clusterings, 1))  # (H, N)

@@ -44,9 +44,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...errors import InputError
-from ..trainer import ObjectiveContext
+from ...validation import check_count, check_fraction, check_positive
+from ..objective import ObjectiveContext
 from ._base import ViewsObjective, resolve
-from ._common import check_count, check_features, check_fraction, check_positive, unit
+from ._common import check_features, unit
 
 LOSSES = ("nce", "softmax")
 
@@ -73,9 +74,9 @@ class MemoryBank(nn.Module):
 
     def __init__(self, size: int, dim: int, momentum: float = 0.5, seed: int = 0) -> None:
         super().__init__()
-        self.size = check_count("memory bank size", size, minimum=2)
-        self.dim = check_count("feature dim", dim)
-        self.momentum = check_fraction("memory bank momentum", momentum)
+        self.size = check_count(size, "memory bank size", minimum=2)
+        self.dim = check_count(dim, "feature dim")
+        self.momentum = check_fraction(momentum, "memory bank momentum")
         generator = torch.Generator().manual_seed(seed)
         self.register_buffer("vectors", unit(torch.randn(self.size, self.dim, generator=generator)))
 
@@ -180,14 +181,14 @@ class InstanceDiscriminationLoss(nn.Module):
         if loss not in LOSSES:
             raise InputError(f"unknown memory-bank loss {loss!r}; use one of {', '.join(LOSSES)}")
         self.bank = MemoryBank(n_data, dim, momentum=momentum, seed=seed)
-        self.n_negatives = check_count("n_negatives", n_negatives)
+        self.n_negatives = check_count(n_negatives, "n_negatives")
         if self.n_negatives >= n_data:
             raise InputError(
                 f"n_negatives ({n_negatives}) must be smaller than the number of training samples ({n_data}); lower it"
             )
-        self.temperature = check_positive("temperature", temperature)
+        self.temperature = check_positive(temperature, "temperature")
         self.loss = loss
-        self.pirl_weight = check_fraction("pirl_weight", pirl_weight, closed_right=True)
+        self.pirl_weight = check_fraction(pirl_weight, "pirl_weight", closed_right=True)
         self.register_buffer("log_z", torch.tensor(float("nan")))  # NCE normaliser, set on the first batch
 
     @property

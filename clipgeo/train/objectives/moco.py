@@ -25,9 +25,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...errors import InputError
-from ..trainer import ObjectiveContext
+from ...validation import check_count, check_fraction, check_positive
+from ..objective import ObjectiveContext
 from ._base import ViewsObjective, resolve
-from ._common import attach, check_count, check_features, check_fraction, check_positive, ema_update, frozen_copy, unit
+from ._common import attach, check_features, ema_update, frozen_copy, unit
 
 
 class KeyQueue(nn.Module):
@@ -43,8 +44,8 @@ class KeyQueue(nn.Module):
 
     def __init__(self, size: int, dim: int, seed: int = 0) -> None:
         super().__init__()
-        self.size = check_count("queue size", size)
-        self.dim = check_count("feature dim", dim)
+        self.size = check_count(size, "queue size")
+        self.dim = check_count(dim, "feature dim")
         generator = torch.Generator().manual_seed(seed)
         self.register_buffer("keys", unit(torch.randn(self.size, self.dim, generator=generator)))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
@@ -123,8 +124,8 @@ class MoCo(nn.Module):
         attach(self, "encoder", encoder, own_encoder)
         self.key_encoder = frozen_copy(encoder)
         self.queue = KeyQueue(queue_size, dim, seed=seed)
-        self.momentum = check_fraction("MoCo momentum", momentum)
-        self.temperature = check_positive("temperature", temperature)
+        self.momentum = check_fraction(momentum, "MoCo momentum")
+        self.temperature = check_positive(temperature, "temperature")
 
     def forward(self, x_query: torch.Tensor, x_key: torch.Tensor) -> torch.Tensor:
         """Loss of a batch of two views (B, ...) each; updates the key encoder and the queue when training."""

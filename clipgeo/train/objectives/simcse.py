@@ -25,8 +25,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...errors import InputError
-from ..trainer import Objective, ObjectiveContext
-from ._common import check_features, check_fraction, check_positive, unit
+from ...validation import check_fraction, check_positive
+from ..objective import Objective, ObjectiveContext
+from ._common import check_features, unit
 
 
 def simcse_loss(h: torch.Tensor, h_pos: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
@@ -88,7 +89,7 @@ def add_dropout(tower: nn.Module, p: float, skip: tuple[str, ...] = ("visual",))
     InputError
         When the tower has no transformer block to put dropout into.
     """
-    p = check_fraction("dropout", p)
+    p = check_fraction(p, "dropout")
     handles = DropoutHandles()
     n_blocks = 0
     for name, module in tower.named_modules():
@@ -129,8 +130,8 @@ class SimCSE(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder = encoder
-        self.temperature = check_positive("temperature", temperature)
-        self.dropout = check_fraction("dropout", dropout)
+        self.temperature = check_positive(temperature, "temperature")
+        self.dropout = check_fraction(dropout, "dropout")
         if self.dropout == 0:
             raise InputError("SimCSE needs dropout > 0 (its two passes would be identical); pass e.g. dropout=0.1")
         target = encoder if dropout_in is None else dropout_in

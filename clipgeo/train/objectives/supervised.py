@@ -17,10 +17,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...errors import InputError
+from ...validation import check_count, check_positive
+from ..objective import ObjectiveContext
 from ..probe import label_names, shape_labels
-from ..trainer import ObjectiveContext
 from ._base import ViewsObjective
-from ._common import check_count, check_features, check_positive, unit
+from ._common import check_features, unit
 
 
 class SupervisedSoftmax(nn.Module):
@@ -42,10 +43,10 @@ class SupervisedSoftmax(nn.Module):
 
     def __init__(self, dim: int, n_classes: int, cosine: bool = False, temperature: float = 0.1, seed: int = 0) -> None:
         super().__init__()
-        self.dim = check_count("feature dim", dim)
-        self.n_classes = check_count("n_classes", n_classes, minimum=2)
+        self.dim = check_count(dim, "feature dim")
+        self.n_classes = check_count(n_classes, "n_classes", minimum=2)
         self.cosine = bool(cosine)
-        self.temperature = check_positive("temperature", temperature)
+        self.temperature = check_positive(temperature, "temperature")
         generator = torch.Generator().manual_seed(seed)
         bound = 1.0 / self.dim**0.5  # nn.Linear's default range
         self.prototypes = nn.Parameter((torch.rand(self.n_classes, self.dim, generator=generator) * 2 - 1) * bound)

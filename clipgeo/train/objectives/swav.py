@@ -28,9 +28,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...errors import InputError
-from ..trainer import ObjectiveContext
+from ...validation import check_count, check_positive
+from ..objective import ObjectiveContext
 from ._base import ViewsObjective
-from ._common import check_count, check_features, check_positive, unit
+from ._common import check_features, unit
 
 
 @torch.no_grad()
@@ -107,11 +108,11 @@ class SwAVLoss(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.dim = check_count("feature dim", dim)
-        self.n_prototypes = check_count("n_prototypes", n_prototypes, minimum=2)
-        self.temperature = check_positive("temperature", temperature)
-        self.epsilon = check_positive("epsilon", epsilon)
-        self.sinkhorn_iters = check_count("sinkhorn_iters", sinkhorn_iters)
+        self.dim = check_count(dim, "feature dim")
+        self.n_prototypes = check_count(n_prototypes, "n_prototypes", minimum=2)
+        self.temperature = check_positive(temperature, "temperature")
+        self.epsilon = check_positive(epsilon, "epsilon")
+        self.sinkhorn_iters = check_count(sinkhorn_iters, "sinkhorn_iters")
         generator = torch.Generator().manual_seed(seed)
         self.prototypes = nn.Parameter(unit(torch.randn(self.n_prototypes, self.dim, generator=generator)))  # (K, d)
 

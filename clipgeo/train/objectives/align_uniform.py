@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError
+from ...errors import InputError
 
 __all__ = ["AlignUniformLoss", "alignment", "uniformity"]
 

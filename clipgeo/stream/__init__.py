@@ -1,0 +1,1 @@
+"""Streaming analysis of stores larger than memory (SPEC quantities from mergeable statistics)."""

@@ -1,0 +1,100 @@
+"""``analyze_store``: a streamed analysis of a store from its path to a written report directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Put the finished report ``tmp`` at ``out``; a previous report there is replaced whole."""
+    if out.exists():
+        if not out.is_dir():
+            raise InputError(f"{out} is a file; give a directory for the report (--out)")
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        os.replace(out, old / "previous")
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            os.replace(old / "previous", out)
+            raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def analyze_store(
+    path: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    config=None,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    client=None,
+    stream=None,
+    allow_incomplete: bool = False,
+    storage_options: dict[str, Any] | None = None,
+    connect_timeout: float | None = None,
+    processes: bool = True,
+    provenance: dict[str, Any] | None = None,
+    **options: Any,
+):
+    """Analyse a store of any size in bounded memory and (optionally) write the report directory.
+
+    Parameters
+    ----------
+    path : path or URL
+        The store (a local directory or an fsspec URL).
+    out : path, optional
+        Report directory; written only when the whole analysis succeeded (a previous report there is
+        replaced whole, nothing half-written is left on failure).
+    config : AnalyzeConfig, optional
+        Options of the analyses (as :func:`clipgeo.report.analyze`); ``**options`` replace its fields.
+    scheduler : str, optional
+        ``tcp://HOST:PORT`` of a running Dask scheduler; default a local cluster of ``workers`` processes.
+    client : distributed.Client, optional
+        Use this client instead (``scheduler`` / ``workers`` are then ignored).
+    stream : StreamConfig, optional
+        Sample size, histogram bins, batch rows (default :class:`StreamConfig`).
+
+    Returns
+    -------
+    StreamReport
+    """
+    import dataclasses
+
+    from ..report import AnalyzeConfig
+    from ._engine import DEFAULT_CONNECT_TIMEOUT, StreamConfig, collect_statistics, dask_client
+    from ._report import build_report
+
+    cfg = AnalyzeConfig.from_options(config, **options)
+    stream = stream or StreamConfig(seed=cfg.seed, n_extremes=cfg.n_extremes)
+    if out is not None:
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{out} is a file; give a directory for the report (--out)")
+    timeout = DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else float(connect_timeout)
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(dask_client(scheduler, workers=workers, timeout=timeout, processes=processes))
+        stats = collect_statistics(os.fspath(path), client, stream, allow_incomplete=allow_incomplete,
+                                   storage_options=storage_options)
+    # the cluster is closed: the sample analyses run here, in this process
+    report = build_report(stats, cfg)
+    report.config = {**report.config, "conformity": cfg.conformity, "streaming": dataclasses.asdict(stream)}
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+        try:
+            report.write(tmp / "report", provenance=provenance)
+            _replace_dir(tmp / "report", out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return report

@@ -1,0 +1,330 @@
+"""The per-shard work of a streamed analysis: plain functions of (store, shards) -> mergeable statistics.
+
+Each function here reads a few shards through :mod:`clipgeo.store._iter` and
+returns an accumulator of :mod:`clipgeo.stream._moments`; none of them knows
+about Dask (the engine, :mod:`clipgeo.stream._engine`, ships them to workers)
+and each can run anywhere the store is readable.  Memory per call: a batch of
+rows in float64, plus -- for a text shard with matched pairs -- the embeddings
+of that text shard and of one image shard at a time, in the store dtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import StoreError
+from ..store._iter import ShardInfo, StoreShards
+from ._histogram import FeatureHistograms
+from ._moments import CentredMoments, ModalityMoments, PairSums
+from ._sample import keep, row_keys, smallest_keys
+
+EMBEDDING = "embedding"
+
+
+# -- pass 1 ----------------------------------------------------------------------------------------
+
+
+def first_pass(store: StoreShards, shards: list[ShardInfo], batch_rows: int) -> ModalityMoments:
+    """:class:`ModalityMoments` of the given shards (all of one modality)."""
+    total = ModalityMoments.empty(store.meta.dim)
+    for shard in shards:
+        for batch in store.read(shard, (EMBEDDING,), batch_rows=batch_rows):
+            total = total.merge(ModalityMoments.from_batch(batch.embedding))
+    return total
+
+
+# -- the image_id join (ids only: no embedding is read) ---------------------------------------------
+
+
+def _hash(values: np.ndarray) -> np.ndarray:
+    import pandas as pd
+
+    return pd.util.hash_array(np.asarray(values, dtype=object).astype(str).astype(object), categorize=False).astype(np.uint64)
+
+
+def id_buckets(store: StoreShards, shards: list[ShardInfo], n_buckets: int) -> list[tuple[np.ndarray, ...]]:
+    """Hash-partition the join keys of some shards: image ``id``, or text ``image_id`` (unpaired rows dropped).
+
+    Returns
+    -------
+    list of n_buckets tuples (hash uint64, shard int64, row int64)
+        ``row`` is the row inside its shard.
+    """
+    column = "id" if shards and shards[0].modality == "image" else "image_id"
+    hashes, shard_ix, rows = [], [], []
+    for shard in shards:
+        start = 0
+        for batch in store.read(shard, (column,), batch_rows=1 << 20):
+            values = batch.columns[column]
+            n = len(values)
+            local = np.arange(start, start + n, dtype=np.int64)
+            start += n
+            if column == "image_id":
+                has = np.array([v is not None for v in values], dtype=bool)
+                values, local = values[has], local[has]
+            hashes.append(_hash(values))
+            shard_ix.append(np.full(len(local), shard.index, dtype=np.int64))
+            rows.append(local)
+    h = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
+    s = np.concatenate(shard_ix) if shard_ix else np.empty(0, np.int64)
+    r = np.concatenate(rows) if rows else np.empty(0, np.int64)
+    bucket = (h % np.uint64(n_buckets)).astype(np.int64)
+    order = np.argsort(bucket, kind="stable")
+    bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
+    return [tuple(a[order[bounds[b]:bounds[b + 1]]] for a in (h, s, r)) for b in range(n_buckets)]
+
+
+def join_bucket(store_url: str, image_parts: list[tuple], text_parts: list[tuple]) -> dict[int, np.ndarray]:
+    """Match one bucket's text rows to image rows on the hashed id.
+
+    Returns
+    -------
+    dict of text shard index -> int64 array of shape (k, 3)
+        Columns: text row (in its shard), image shard index, image row (in its shard).
+    """
+    ih = np.concatenate([p[0] for p in image_parts]) if image_parts else np.empty(0, np.uint64)
+    ishard = np.concatenate([p[1] for p in image_parts]) if image_parts else np.empty(0, np.int64)
+    irow = np.concatenate([p[2] for p in image_parts]) if image_parts else np.empty(0, np.int64)
+    order = np.argsort(ih, kind="stable")
+    ih, ishard, irow = ih[order], ishard[order], irow[order]
+    if len(ih) > 1 and (ih[1:] == ih[:-1]).any():
+        k = int(np.flatnonzero(ih[1:] == ih[:-1])[0])
+        raise StoreError(f"store {store_url} has duplicate image ids (image shard {ishard[k]} row {irow[k]} and "
+                         f"shard {ishard[k + 1]} row {irow[k + 1]}); ids must be unique per modality")
+    out: dict[int, list[np.ndarray]] = {}
+    for th, tshard, trow in text_parts:
+        if not len(th):
+            continue
+        pos = np.searchsorted(ih, th)
+        found = (pos < len(ih)) & (ih[np.minimum(pos, max(len(ih) - 1, 0))] == th) if len(ih) else np.zeros(len(th), bool)
+        if not found.all():
+            k = int(np.flatnonzero(~found)[0])
+            raise StoreError(f"store {store_url}: text shard {tshard[k]} row {trow[k]} points at an image id that is not "
+                             "in the store; write the store again with matching ids")
+        for j in np.unique(tshard):
+            sel = tshard == j
+            out.setdefault(int(j), []).append(np.stack([trow[sel], ishard[pos[sel]], irow[pos[sel]]], axis=1))
+    return {j: np.concatenate(v) for j, v in out.items()}
+
+
+def pairs_of_text_shard(parts: list[dict[int, np.ndarray]], text_shard: int) -> np.ndarray:
+    """The matched pairs of one text shard, (k, 3) sorted by text row (see :func:`join_bucket`)."""
+    pieces = [p[text_shard] for p in parts if text_shard in p]
+    if not pieces:
+        return np.empty((0, 3), dtype=np.int64)
+    pairs = np.concatenate(pieces)
+    return pairs[np.argsort(pairs[:, 0], kind="stable")]
+
+
+def pair_summary(pairs: np.ndarray, text_offset: int, seed: int, size: int) -> dict[str, Any]:
+    """What the planner needs of one text shard's pairs: count, image shards used, smallest sample keys."""
+    keys = row_keys(text_offset + pairs[:, 0], seed, "pair")
+    return {"n": len(pairs), "image_shards": sorted({int(i) for i in np.unique(pairs[:, 1])}),
+            "keys": smallest_keys(keys, size)}
+
+
+# -- pass 2 ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Extremes:
+    """The k highest and k lowest conformity rows seen so far, with their id and caption / path.
+
+    Order as the in-memory report: highest first (ties: lower row first), lowest first (ties: higher row first).
+    """
+
+    k: int
+    values: np.ndarray = field(default_factory=lambda: np.empty(0))
+    rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    ids: np.ndarray = field(default_factory=lambda: np.empty(0, object))
+    labels: np.ndarray = field(default_factory=lambda: np.empty(0, object))
+
+    def _select(self) -> Extremes:
+        top = np.lexsort((self.rows, -self.values))[: self.k]
+        bottom = np.lexsort((-self.rows, self.values))[: self.k]
+        keep_ = np.unique(np.r_[top, bottom])
+        return Extremes(self.k, self.values[keep_], self.rows[keep_], self.ids[keep_], self.labels[keep_])
+
+    @classmethod
+    def from_batch(cls, k: int, values, rows, ids, labels) -> Extremes:
+        return cls(k, np.asarray(values, np.float64), np.asarray(rows, np.int64), np.asarray(ids, object),
+                   np.asarray(labels, object))._select()
+
+    def merge(self, other: Extremes) -> Extremes:
+        return Extremes(self.k, np.r_[self.values, other.values], np.r_[self.rows, other.rows],
+                        np.r_[self.ids, other.ids], np.r_[self.labels, other.labels])._select()
+
+    def top(self) -> list[int]:
+        return list(np.lexsort((self.rows, -self.values))[: self.k])
+
+    def bottom(self) -> list[int]:
+        return list(np.lexsort((-self.rows, self.values))[: self.k])
+
+
+@dataclass
+class RowSample:
+    """Sampled rows with their keys; ``arrays`` share the first axis (merge = concatenate)."""
+
+    keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def merge(self, other: RowSample) -> RowSample:
+        if not len(other.keys):
+            return self
+        if not len(self.keys):
+            return other
+        return RowSample(np.r_[self.keys, other.keys], {k: np.concatenate([v, other.arrays[k]]) for k, v in self.arrays.items()})
+
+    def sorted(self, by: str) -> RowSample:
+        """Rows in the store order of ``arrays[by]`` (global row indices), whatever the task split."""
+        order = np.argsort(self.arrays[by], kind="stable") if self.arrays else np.argsort(self.keys)
+        return RowSample(self.keys[order], {k: v[order] for k, v in self.arrays.items()})
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+@dataclass
+class SecondPass:
+    """Second-pass statistics of some shards: per modality centred moments, histograms, extremes, samples."""
+
+    centred: dict[str, CentredMoments]
+    histograms: dict[str, FeatureHistograms]
+    extremes: dict[str, Extremes]
+    samples: dict[str, RowSample]
+    pairs: PairSums
+    pair_sample: RowSample
+
+    def merge(self, other: SecondPass) -> SecondPass:
+        def both(a: dict, b: dict) -> dict:
+            out = dict(a)
+            for k, v in b.items():
+                out[k] = out[k].merge(v) if k in out else v
+            return out
+
+        return SecondPass(both(self.centred, other.centred), both(self.histograms, other.histograms),
+                          both(self.extremes, other.extremes), both(self.samples, other.samples),
+                          self.pairs.merge(other.pairs), self.pair_sample.merge(other.pair_sample))
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Shards read together in the second pass: an image shard, a text shard, or both (their pairs)."""
+
+    image: ShardInfo | None
+    text: ShardInfo | None
+
+
+@dataclass(frozen=True)
+class PassTwoConfig:
+    batch_rows: int
+    seed: int
+    n_extremes: int
+    lo: np.ndarray
+    hi: np.ndarray
+    bins: int
+    modality_cutoff: dict  # modality -> uint64 cutoff or None; absent: no per-modality sample
+    pair_cutoff: Any  # uint64 or None (keep all); unused without pairs
+
+
+def _modality_pass(store: StoreShards, shard: ShardInfo, first: ModalityMoments, cfg: PassTwoConfig, out: SecondPass,
+                   keep_rows: bool):
+    """Second pass over one shard; returns (embeddings, ids, image_ids) of the whole shard when ``keep_rows``."""
+    m = shard.modality
+    label_col = "path" if m == "image" else "caption"
+    cols = (EMBEDDING, "id", label_col) + (("image_id",) if m == "text" else ())
+    kept, kept_ids, kept_links, kept_labels = [], [], [], []
+    hist = out.histograms.setdefault(m, FeatureHistograms.empty(cfg.lo, cfg.hi, cfg.bins))
+    for batch in store.read(shard, cols, batch_rows=cfg.batch_rows):
+        x = batch.embedding
+        rows = np.arange(batch.offset, batch.offset + len(x), dtype=np.int64)
+        part, values = CentredMoments.from_batch_with_values(x, first)
+        out.centred[m] = out.centred[m].merge(part) if m in out.centred else part
+        hist.add(x)
+        ext = Extremes.from_batch(cfg.n_extremes, values, rows, batch.columns["id"], batch.columns[label_col])
+        out.extremes[m] = out.extremes[m].merge(ext) if m in out.extremes else ext
+        if m in cfg.modality_cutoff:
+            keys = row_keys(rows, cfg.seed, m)
+            sel = keep(keys, cfg.modality_cutoff[m])
+            if sel.any():
+                piece = RowSample(keys[sel], {"x": np.array(x[sel]), "row": rows[sel], "id": batch.columns["id"][sel],
+                                              "label": batch.columns[label_col][sel]})
+                out.samples[m] = out.samples[m].merge(piece) if m in out.samples else piece
+        if keep_rows:
+            kept.append(np.array(x))
+            kept_ids.append(batch.columns["id"])
+            kept_labels.append(batch.columns[label_col])
+            if m == "text":
+                kept_links.append(batch.columns["image_id"])
+    if not keep_rows:
+        return None
+    emb = np.concatenate(kept) if kept else np.empty((0, store.meta.dim), np.float32)
+    ids = np.concatenate(kept_ids) if kept_ids else np.empty(0, object)
+    links = np.concatenate(kept_links) if kept_links else None
+    labels = np.concatenate(kept_labels) if kept_labels else np.empty(0, object)
+    return emb, ids, links, labels
+
+
+def _read_whole(store: StoreShards, shard: ShardInfo, batch_rows: int) -> tuple[np.ndarray, ...]:
+    embs, ids, paths = [], [], []
+    for batch in store.read(shard, (EMBEDDING, "id", "path"), batch_rows=batch_rows):
+        embs.append(np.array(batch.embedding))
+        ids.append(batch.columns["id"])
+        paths.append(batch.columns["path"])
+    return (np.concatenate(embs) if embs else np.empty((0, store.meta.dim), np.float32),
+            np.concatenate(ids) if ids else np.empty(0, object), None,
+            np.concatenate(paths) if paths else np.empty(0, object))
+
+
+def second_pass(
+    store: StoreShards,
+    units: list[Unit],
+    first: dict[str, ModalityMoments],
+    pairs: dict[int, np.ndarray],
+    cfg: PassTwoConfig,
+) -> SecondPass:
+    """Second pass over some units (see :class:`Unit`); ``pairs[j]`` are text shard j's matches (k, 3)."""
+    out = SecondPass({}, {}, {}, {}, PairSums(), RowSample())
+    image_by_index = {s.index: s for s in store.shards.get("image", [])}
+    for unit in units:
+        fused = None
+        if unit.image is not None:
+            fused = _modality_pass(store, unit.image, first["image"], cfg, out, keep_rows=unit.text is not None)
+        if unit.text is None:
+            continue
+        matched = pairs.get(unit.text.index, np.empty((0, 3), np.int64))
+        text_rows = _modality_pass(store, unit.text, first["text"], cfg, out, keep_rows=len(matched) > 0)
+        if not len(matched):
+            continue
+        txt, txt_ids, links, captions = text_rows
+        for i in np.unique(matched[:, 1]):
+            if unit.image is not None and int(i) == unit.image.index:
+                img, img_ids, _, paths = fused
+            else:
+                img, img_ids, _, paths = _read_whole(store, image_by_index[int(i)], cfg.batch_rows)
+            sel = matched[matched[:, 1] == i]
+            t_rows, i_rows = sel[:, 0], sel[:, 2]
+            if len(img) and (i_rows.max() >= len(img)):
+                raise StoreError(f"store {store.url} changed during the analysis: image shard {int(i)} is shorter "
+                                 "than when the ids were read; write the store again")
+            if not np.array_equal(np.asarray(img_ids[i_rows]).astype(str), np.asarray(links[t_rows]).astype(str)):
+                raise StoreError(f"store {store.url} changed during the analysis (image ids moved in image shard {int(i)}); "
+                                 "re-run on a store that is not being written")
+            for start in range(0, len(sel), cfg.batch_rows):
+                stop = start + cfg.batch_rows
+                out.pairs = out.pairs.merge(PairSums.from_batch(img[i_rows[start:stop]], txt[t_rows[start:stop]]))
+            keys = row_keys(unit.text.offset + t_rows, cfg.seed, "pair")
+            take = keep(keys, cfg.pair_cutoff)
+            if take.any():
+                piece = RowSample(keys[take], {
+                    "image": img[i_rows[take]], "text": txt[t_rows[take]],
+                    "image_id": img_ids[i_rows[take]], "path": paths[i_rows[take]],
+                    "text_id": txt_ids[t_rows[take]], "caption": captions[t_rows[take]],
+                    "image_row": image_by_index[int(i)].offset + i_rows[take],
+                    "text_row": unit.text.offset + t_rows[take],
+                })
+                out.pair_sample = out.pair_sample.merge(piece)
+    return out
