@@ -130,7 +130,9 @@ def main() -> None:
     r = child(RSS_WRAPPER, *cli, env=env)
     if r["rc"] != 0:
         raise SystemExit(f"clipgeo analyze failed: {r['stderr']}")
-    timings = json.loads((out_dir / "report.json").read_text())["timings"]
+    from clipgeo.report import read_report
+
+    timings = read_report(out_dir).timings
     results["analyze"] = {"wall_s": r["wall_s"], "peak_rss_mb": r["peak_rss_mb"], "timings": timings}
     print(f"\nclipgeo analyze, {n} image + {n} text rows × {d} float32:")
     print(f"  wall {r['wall_s']:.1f} s (target ≤ 60 s), peak RSS {r['peak_rss_mb']:.0f} MiB (target ≤ 2048 MiB)")

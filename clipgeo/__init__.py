@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "UnitNormWarning": "clipgeo.analyzers",
     # report
     "analyze": "clipgeo.report",
+    "AnalyzeConfig": "clipgeo.report",
     "Report": "clipgeo.report",
     # figures (SPEC §10; imports matplotlib on first use)
     "render_figures": "clipgeo.plotting",

@@ -239,12 +239,14 @@ def destroy_distributed() -> None:
 
 @contextlib.contextmanager
 def distributed(device: Any = "cpu") -> Iterator[bool]:
-    """:func:`init_distributed` on entry, :func:`destroy_distributed` on exit; yields whether distributed."""
+    """:func:`init_distributed` on entry, :func:`destroy_distributed` on a normal exit; yields whether distributed.
+
+    After an error the group is left as it is: a barrier could wait forever for a rank that
+    failed, and the process is about to exit anyway.
+    """
     joined = init_distributed(device)
-    try:
-        yield joined
-    finally:
-        destroy_distributed()
+    yield joined
+    destroy_distributed()
 
 
 def barrier() -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "UnitNormWarning",
     "check_count",
     "check_embeddings",
+    "check_features",
     "check_fraction",
     "check_pair",
     "check_pair_index",
@@ -157,6 +158,42 @@ def check_count(x: object, name: str, *, minimum: int = 1) -> int:
     if int(x) < minimum:  # type: ignore[call-overload]
         raise InputError(f"{name} must be an integer >= {minimum}, got {x!r}; pass a larger integer")
     return int(x)  # type: ignore[call-overload]
+
+
+def check_features(features: object, dim: int | None = None) -> list[int]:
+    """Feature indices a user named (``"92,133"``, ``[92, 133]``) as a list of distinct 0-based ints, or InputError.
+
+    Parameters
+    ----------
+    features : str, int or sequence of int, or None
+        None or empty: none named.
+    dim : int, optional
+        The embeddings' dimension: every index must lie in ``[0, dim)``.
+    """
+    if features is None:
+        return []
+    items = features.split(",") if isinstance(features, str) else [features] if np.isscalar(features) else list(features)
+    out: list[int] = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            value = float(text)
+            if not value.is_integer() or isinstance(item, bool):
+                raise ValueError
+        except ValueError:
+            raise InputError(
+                f"features must be whole numbers (0-based feature indices, e.g. 92,133), got {text!r}"
+            ) from None
+        k = int(value)
+        if k < 0:
+            raise InputError(f"feature {k} does not exist: feature indices are 0-based (0 or more)")
+        if dim is not None and k >= dim:
+            raise InputError(f"feature {k} does not exist: the embeddings have d = {dim} features, 0-based 0 … {dim - 1}")
+        if k not in out:
+            out.append(k)
+    return out
 
 
 # -- arrays ------------------------------------------------------------------------------------------------

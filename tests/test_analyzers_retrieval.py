@@ -12,7 +12,7 @@ from clipgeo.analyzers._pairs import image_groups
 def _reference(img, txt, link):
     ui = (img / np.linalg.norm(img, axis=1, keepdims=True)).astype(np.float32)
     ut = (txt / np.linalg.norm(txt, axis=1, keepdims=True)).astype(np.float32)
-    s = (ui.astype(np.float64) @ ut.astype(np.float64).T)
+    s = ui.astype(np.float64) @ ut.astype(np.float64).T
     groups = image_groups(img)
     r_i2t, r_t2i = [], []
     for j in np.flatnonzero(link >= 0):
@@ -67,7 +67,9 @@ def test_one_image_row_per_caption_ranks_like_the_deduplicated_set(rng):
     img = rng.normal(size=(20, 6))
     link = np.repeat(np.arange(20), 3)
     txt = img[link] + 0.8 * rng.normal(size=(60, 6))
-    dedup = cg.retrieval_by_conformity(img, txt, text_image=link, image_conformity=np.zeros(20), text_conformity=np.zeros(60))
+    dedup = cg.retrieval_by_conformity(
+        img, txt, text_image=link, image_conformity=np.zeros(20), text_conformity=np.zeros(60)
+    )
     raw = cg.retrieval_by_conformity(img[link], txt, image_conformity=np.zeros(60), text_conformity=np.zeros(60))
     np.testing.assert_array_equal(raw.rank_i2t, dedup.rank_i2t)
     np.testing.assert_array_equal(raw.rank_t2i, dedup.rank_t2i)

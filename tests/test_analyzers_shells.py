@@ -177,3 +177,21 @@ def test_results_convert_to_tables(rng):
     np.testing.assert_allclose(offset["mean"], x.mean(0))
     summary = cg.alignment_uniformity(x, x[::-1]).to_frame()
     assert len(summary) == 1 and summary["n_pairs"][0] == 25
+
+
+def test_mahalanobis_keeps_copies_of_a_row_in_one_fold(rng):
+    # each row stored 5 times (one image per caption): held out must mean "no copy in the fit", so the
+    # copies of a row share one fold and one held-out distance
+    x = rng.normal(size=(40, 12)) * np.linspace(0.5, 2, 12)
+    stored = np.repeat(x, 5, axis=0)
+    res = cg.mahalanobis_shell(stored, seed=1)
+    d = res.distances.reshape(40, 5)
+    np.testing.assert_allclose(d, d[:, :1].repeat(5, axis=1), rtol=1e-12)
+    assert res.folds == 5
+    # folds that split the copies leak: the held-out rows sit in the fit and look as close as in-sample ones
+    from sklearn.model_selection import KFold
+
+    leaky = np.empty(200)
+    for train, test in KFold(5, shuffle=True, random_state=1).split(stored):
+        leaky[test] = np.sqrt(LedoitWolf().fit(stored[train]).mahalanobis(stored[test]))
+    assert leaky.mean() < 0.95 * res.mean

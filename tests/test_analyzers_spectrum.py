@@ -43,3 +43,9 @@ def test_fewer_rows_than_dimensions_have_rank_n_minus_one(rng):
     res = cg.spectrum(rng.normal(size=(5, 20)))
     assert np.sum(res.eigenvalues > 1e-10 * res.eigenvalues[0]) == 4
     assert res.to_dict()["dims_99"] <= 4
+
+
+def test_a_given_covariance_gives_the_same_spectrum(rng):
+    x = rng.normal(size=(50, 6)) @ rng.normal(size=(6, 6))
+    a, b = cg.spectrum(x), cg.spectrum(x, covariance=np.cov(x, rowvar=False))
+    np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, rtol=1e-10)

@@ -27,7 +27,9 @@ def test_whitening_a_planted_gaussian_gives_identity_covariance(rng):
     np.testing.assert_allclose(np.cov(z, rowvar=False), np.eye(12), atol=1e-9)
     assert not w.ledoit_wolf_ and w.n_floored_ == 0
     # W = V Λ^{-1/2}: W Wᵀ is the inverse covariance
-    np.testing.assert_allclose(w.whitening_matrix_ @ w.whitening_matrix_.T, np.linalg.inv(np.cov(x, rowvar=False)), rtol=1e-8)
+    np.testing.assert_allclose(
+        w.whitening_matrix_ @ w.whitening_matrix_.T, np.linalg.inv(np.cov(x, rowvar=False)), rtol=1e-8
+    )
 
 
 def test_log_likelihood_is_the_gaussian_log_density(rng):
@@ -97,3 +99,11 @@ def test_gaussian_coordinates_pass_about_95_percent(rng):
     assert res.qq_sample.shape == (3, res.n_heldout)
     skewed = cg.whitening(np.exp(x[:, :10]), seed=1)
     assert skewed.dagostino_pass_rate < 0.2
+
+
+def test_a_given_covariance_gives_the_same_whitening(rng):
+    x = _planted(rng, n=400, d=8)
+    a = cg.whitening(x, seed=2)
+    b = cg.whitening(x, seed=2, covariance=np.cov(x, rowvar=False))
+    assert a.dagostino_pass_rate == b.dagostino_pass_rate and a.anderson_pass_rate == b.anderson_pass_rate
+    np.testing.assert_allclose(a.heldout_log_likelihood, b.heldout_log_likelihood, rtol=1e-12)

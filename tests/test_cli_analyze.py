@@ -83,3 +83,26 @@ def test_imported_real_embeddings(realdata, tmp_path):
     assert data["modality_gap"]["l2_centroid_distance"] == pytest.approx(0.8768, abs=5e-5)
     assert data["modality_gap"]["mean_matched_cosine"] == pytest.approx(0.3587, abs=5e-5)
     assert "## Warnings" in (out / "report.md").read_text()
+
+
+def _command_defaults(*path: str) -> dict:
+    """Option name -> default of a `clipgeo` subcommand, as Typer registered it."""
+    import typer.main
+
+    from clipgeo.cli import app
+
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return {p.name: p.default for p in command.params}
+
+
+def test_analyze_option_defaults_are_the_config_defaults():
+    import dataclasses
+
+    from clipgeo.report import AnalyzeConfig
+
+    shown = _command_defaults("analyze")
+    config = {f.name: f.default for f in dataclasses.fields(AnalyzeConfig)}
+    for name in ("temperature", "batch_size", "conformity", "max_rows_conformity", "linear_cv", "seed"):
+        assert shown[name] == config[name], name

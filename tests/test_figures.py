@@ -28,6 +28,11 @@ SPEC_FIGURES = {
     "covariance", "offset", "conformity_estimate", "conformity_hist", "conformity_extremes",
     "centroid_shift", "cosine_gradient", "pca_projection",
 }  # fmt: skip
+# SPEC §12 (issue 13): the analyses beyond the paper
+SPEC_FIGURES |= {
+    "pair_conformity", "pair_conformity_disagreements", "retrieval_by_conformity", "commonness", "gap_metrics",
+    "spectrum", "whitening",
+}  # fmt: skip
 
 
 def _write(root: Path, img=None, txt=None, *, model="synthetic-test", captions=True, paths=True) -> Path:
@@ -154,10 +159,12 @@ def test_json_numbers_equal_the_analyzer_results(drawn, report):
     extremes = sidecar(out, "conformity_extremes")["modalities"]
     for m in ("image", "text"):
         res = report.conformity[m]
-        rows = np.array(conf[m]["rows"])
+        rows = np.array(conf[m]["estimate_raw"]["rows"])
         np.testing.assert_allclose(conf[m]["conformity"], res.values[rows], **exact)
-        np.testing.assert_allclose(conf[m]["estimate"], res.estimate[rows], **exact)
-        assert conf[m]["pearson"] == pytest.approx(res.pearson, **close)
+        np.testing.assert_allclose(conf[m]["estimate_raw"]["values"], res.estimate[rows], **exact)  # both estimates
+        np.testing.assert_allclose(conf[m]["estimate_unit"]["values"], res.unit_estimate[rows], **exact)
+        assert conf[m]["estimate_raw"]["pearson"] == pytest.approx(res.pearson, **close)
+        assert conf[m]["estimate_unit"]["pearson"] == pytest.approx(res.unit_pearson, **close)
         np.testing.assert_array_equal(hist["counts"][m], np.histogram(res.values, np.array(hist["edges"]))[0])
         top, bottom = res.extremes(5)
         assert [e["row"] for e in extremes[m]["top"]] == list(top)
@@ -166,9 +173,16 @@ def test_json_numbers_equal_the_analyzer_results(drawn, report):
     assert extremes["image"]["top"][0]["label"].startswith("img_")
 
     shift = sidecar(out, "centroid_shift")
-    for key in ("alpha", "loss", "alignment", "uniformity", "conformity_kl"):
-        np.testing.assert_allclose(shift[key], getattr(report.centroid_shift, key), **exact)
+    cs = report.centroid_shift
+    for key in ("alpha", "loss", "conformity_kl", "conformity_kl_estimate"):
+        np.testing.assert_allclose(shift[key], getattr(cs, key), **exact)
+    for key in ("loss", "alignment", "uniformity", "wang_isola_alignment", "wang_isola_uniformity_image"):
+        np.testing.assert_allclose(shift["change"][key], cs.change(key), **exact)  # each term as its change from α = 0
+    assert shift["argmin_loss"] == cs.loss_argmin and shift["argmin_at_edge"] == cs.at_edge("loss")
+    assert shift["repetitions"] == cs.repetitions and shift["pairs_used"] == cs.pairs_used
     grad = sidecar(out, "cosine_gradient")
+    np.testing.assert_allclose(grad["delta_cos_own"], report.cosine_gradient.delta_cos_own, **exact)
+    np.testing.assert_allclose(grad["mean_norm"], report.cosine_gradient.mean_norm, **exact)
     np.testing.assert_allclose(grad["grad_norm"], report.cosine_gradient.grad_norm, **exact)
     np.testing.assert_allclose(grad["norm"], report.cosine_gradient.norm, **exact)
     pca = sidecar(out, "pca_projection")

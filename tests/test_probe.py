@@ -161,7 +161,11 @@ def test_linear_probe_and_the_training_config_need_no_torch():
     import sys
 
     code = (
-        "import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises ImportError
+        "import sys\n"
+        "class Block:\n"  # any `import torch` now raises ImportError
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch': raise ImportError('torch is blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
         "import numpy as np, clipgeo as cg, clipgeo.train, clipgeo.extract, clipgeo.runtime\n"
         "from clipgeo.train.config import TrainConfig\n"
         "from clipgeo.extract import ExtractOptions\n"

@@ -80,3 +80,68 @@ def test_short_demo_end_to_end(tmp_path):
     again = run_cli("demo", "--out", out, "--shapes", "300", "--eval-shapes", "80", "--epochs", "1",
                     "--realdata", tmp_path / "none", timeout=600)
     assert again.returncode == 0 and "already trained" in again.stderr
+
+
+def test_thin_shell_figure_is_reproducible_and_its_json_holds_the_tables(tmp_path):
+    from clipgeo.simulate import thin_shell_study
+
+    a = thin_shell_study(tmp_path / "a", [2, 16], n_samples=50, seed=1, dpi=40)
+    b = thin_shell_study(tmp_path / "b", [2, 16], n_samples=50, seed=1, dpi=40)
+    assert a["figure"].read_bytes() == b["figure"].read_bytes()
+    data = json.loads(a["json"].read_text())
+    iso = pd.read_csv(a["isotropic"])
+    assert data["figure"] == "thin_shell" and data["files"] == ["thin_shell.png"]
+    np.testing.assert_array_equal([r["mean_norm"] for r in data["isotropic"]], iso["mean_norm"])
+    assert [r["dim"] for r in data["anisotropic"]] == [2, 16]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(p.name for p in a.values())
+
+
+def test_simulate_and_demo_option_defaults_are_the_dataclass_defaults():
+    import dataclasses
+
+    import typer.main
+
+    from clipgeo.cli import app
+    from clipgeo.demo import DemoConfig
+    from clipgeo.simulate import DoubleEllipsoidConfig, ThinShellConfig
+
+    command = typer.main.get_command(app)
+
+    def shown(cmd):
+        return {p.name: p.default for p in cmd.params}
+
+    def fields(cls):
+        return {f.name: f.default for f in dataclasses.fields(cls)}
+
+    sim = command.commands["simulate"].commands
+    thin, ts = shown(sim["thin-shell"]), fields(ThinShellConfig)
+    assert thin["dims"] == ",".join(map(str, ts["dims"])) and thin["n_samples"] == ts["n_samples"]
+    de, cfg = shown(sim["double-ellipsoid"]), fields(DoubleEllipsoidConfig)
+    assert (de["n"], de["dim"], de["gap"], de["offset"]) == (cfg["n"], cfg["dim"], cfg["separation"], cfg["offset_ratio"])
+    demo, dc = shown(command.commands["demo"]), fields(DemoConfig)
+    assert (demo["n_train"], demo["n_eval"], demo["epochs"], demo["seed"]) == (dc["n_train"], dc["n_eval"], dc["epochs"], dc["seed"])
+
+
+def test_demo_finds_the_real_dumps_it_is_given_and_quotes_the_paper_table(tmp_path, rng):
+    from clipgeo.demo import _real_section, claim_rows, real_sets
+    from clipgeo.report import PAPER, analyze
+    from clipgeo.synthetic import double_ellipsoid, embedding_set
+
+    real = tmp_path / "real"
+    for name, text_file in (("b_set", "caption_embeddings.npy"), ("a_set", "text_embeddings.npy")):
+        (real / name).mkdir(parents=True)
+        img, txt, _ = double_ellipsoid(60, 32, unit_norm=True, seed=len(name))
+        np.save(real / name / "image_embeddings.npy", img)
+        np.save(real / name / text_file, txt)
+    (real / "not_a_dump").mkdir()
+    assert [name for name, _, _ in real_sets(real)] == ["a_set", "b_set"]
+    section = _real_section(real, tmp_path / "stores", log=lambda s: None)
+    assert f"from {real}" in section and "| a_set | 60 |" in section and "| b_set | 60 |" in section
+    assert PAPER["modality_gap"].paper in section and PAPER["best_feature"].paper in section
+
+    img, txt, _ = double_ellipsoid(80, 32, seed=0)
+    rows = claim_rows(analyze(embedding_set(img, txt), linear_cv=False))
+    by_claim = {claim: (paper, here) for claim, paper, here in rows}
+    assert by_claim[PAPER["modality_gap"].claim][0] == PAPER["modality_gap"].paper
+    assert by_claim[PAPER["conformity"].claim.format(m="image")][0] == PAPER["conformity"].paper
+    assert by_claim[PAPER["offset_text"].claim][0] == "1.03"

@@ -72,6 +72,8 @@ def test_run_folder(straight_run):
     for name in ("config.json", "metrics.csv", "curves.png", "checkpoint.pt", "model.safetensors"):
         assert (out / name).is_file(), name
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curves = json.loads((out / "curves.json").read_text())  # the plotted numbers, beside the figure
+    assert curves["step"] == [0, 3, 4, 6, 8] and curves["files"] == ["curves.png"]
 
     meta = json.loads((out / "config.json").read_text())
     assert meta["config"]["batch_size"] == BATCH and meta["config"]["objective"] == "clip"

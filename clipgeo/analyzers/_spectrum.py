@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
 from ..validation import check_embeddings
 from ._result import Result
 from ._threads import single_blas_thread
@@ -67,13 +68,15 @@ class SpectrumResult(Result):
     _arrays = ("eigenvalues",)
 
 
-def spectrum(X: object) -> SpectrumResult:
+def spectrum(X: object, *, covariance: object = None) -> SpectrumResult:
     """Eigenvalues of the covariance of one modality, its effective rank and participation ratio.
 
     Parameters
     ----------
     X : array-like of shape (n, d)
         Embeddings of one modality (raw or unit; the spectrum is of whatever is given).
+    covariance : array-like of shape (d, d), optional
+        C of these rows (ddof = 1) when already computed (e.g. ``off_diagonal_dominance(X).covariance``).
 
     Returns
     -------
@@ -81,8 +84,13 @@ def spectrum(X: object) -> SpectrumResult:
     """
     x = check_embeddings(X, "X")
     n, d = x.shape
-    xc = x - x.mean(axis=0)
-    cov = (xc.T @ xc) / (n - 1)
+    if covariance is None:
+        xc = x - x.mean(axis=0)
+        cov = (xc.T @ xc) / (n - 1)
+    else:
+        cov = np.asarray(covariance, dtype=np.float64)
+        if cov.shape != (d, d):
+            raise InputError(f"covariance has shape {cov.shape}; expected ({d}, {d}) for {d}-dimensional rows")
     with single_blas_thread():
         lam = np.linalg.eigvalsh(cov)[::-1]
     lam = np.clip(lam, 0.0, None)

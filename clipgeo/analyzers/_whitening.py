@@ -277,7 +277,14 @@ class WhiteningResult(Result):
     _arrays = ("heldout_log_likelihood", "qq_theoretical", "qq_sample")
 
 
-def whitening(X: object, *, heldout_fraction: float = 0.5, seed: int = 0, qq_coordinates: int = 3) -> WhiteningResult:
+def whitening(
+    X: object,
+    *,
+    heldout_fraction: float = 0.5,
+    seed: int = 0,
+    qq_coordinates: int = 3,
+    covariance: object = None,
+) -> WhiteningResult:
     """Whiten one modality; Gaussianity of the whitened coordinates and held-out log-likelihood.
 
     Parameters
@@ -290,6 +297,8 @@ def whitening(X: object, *, heldout_fraction: float = 0.5, seed: int = 0, qq_coo
         Seed of the split.
     qq_coordinates : int
         Whitened coordinates kept for the QQ-plot.
+    covariance : array-like of shape (d, d), optional
+        C of all rows (ddof = 1) when already computed; used for the fit on all rows when n > d.
 
     Returns
     -------
@@ -299,7 +308,10 @@ def whitening(X: object, *, heldout_fraction: float = 0.5, seed: int = 0, qq_coo
     if not 0 < heldout_fraction < 1:
         raise InputError(f"heldout_fraction must lie in (0, 1), got {heldout_fraction}")
     n, d = x.shape
-    full = Whitener().fit(x)
+    if covariance is not None and n > d:
+        full = Whitener().fit_moments(x.mean(axis=0), covariance, n_samples=n)
+    else:
+        full = Whitener().fit(x)
     dag, ad = gaussianity(full.transform(x))
     perm = np.random.default_rng(seed).permutation(n)
     n_held = min(max(int(round(heldout_fraction * n)), 20), n - 20)

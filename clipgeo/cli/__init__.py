@@ -13,14 +13,18 @@ import sys
 
 # Subcommand modules register themselves on `app` when imported.
 from . import analyze as _analyze  # noqa: E402,F401
+from . import atlas as _atlas  # noqa: E402,F401
 from . import compare as _compare  # noqa: E402,F401
+from . import compare_stores as _compare_stores  # noqa: E402,F401
 from . import demo as _demo  # noqa: E402,F401
 from . import extract as _extract  # noqa: E402,F401
 from . import figures as _figures  # noqa: E402,F401
 from . import probe as _probe  # noqa: E402,F401
+from . import report as _report  # noqa: E402,F401
 from . import simulate as _simulate  # noqa: E402,F401
 from . import store as _store  # noqa: E402,F401
 from . import train as _train  # noqa: E402,F401
+from . import whiten as _whiten  # noqa: E402,F401
 from ._app import app
 
 __all__ = ["app", "main"]

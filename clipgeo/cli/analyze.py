@@ -58,7 +58,7 @@ def _config(**values: Any) -> AnalyzeConfig:
 
 @app.command("analyze")
 def analyze_cmd(
-    store: Path = typer.Argument(..., help="Store directory (written by `clipgeo extract` or `clipgeo import`)."),
+    store: str = typer.Argument(..., help="Store directory (written by `clipgeo extract` or `clipgeo import`), or an fsspec URL (streamed)."),
     out: Path = typer.Option(..., "--out", help="Directory for report.json, report.md and the tables."),
     allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Analyze the finished shards of an unfinished store."),
     temperature: float = typer.Option(D["temperature"], "--temperature", help="τ of the centroid-shift contrastive loss."),
@@ -71,9 +71,19 @@ def analyze_cmd(
     bootstrap: int = typer.Option(
         D["bootstrap"], "--bootstrap", help="Bootstrap draws of the 95 % intervals of the headline numbers (0: off)."
     ),
+    features: Optional[str] = typer.Option(
+        None, "--features", help="Also keep the raw values of these features (0-based, e.g. 92,133) for `clipgeo figures --features`."
+    ),
     threads: Optional[int] = typer.Option(
         None, "--threads", help="BLAS/OpenMP threads (default: the libraries' own; 1 is faster on a busy machine)."
     ),
+    streaming: Optional[bool] = typer.Option(
+        None, "--streaming/--in-memory", help="Stream the store in bounded memory on Dask (default: when it would not fit comfortably in memory)."
+    ),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Streaming on an existing Dask cluster: tcp://HOST:PORT of its scheduler."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Streaming: worker processes of the local Dask cluster (default 2)."),
+    sample_size: int = typer.Option(100_000, "--sample-size", help="Streaming: matched pairs sampled (seeded, uniform) for the analyses that need rows together."),
+    connect_timeout: float = typer.Option(10.0, "--connect-timeout", help="Streaming: seconds to wait for the --scheduler before giving up."),
 ) -> None:
     """Measure the double-ellipsoid geometry of a store and write a report."""
     from ..provenance import provenance
@@ -91,16 +101,43 @@ def analyze_cmd(
     )
     if alphas is not None:
         options["alphas"] = _parse_alphas(alphas)
+    if features is not None:
+        options["features"] = features
     config = _config(**options)
     if threads is not None and threads < 1:
         raise InputError(f"--threads must be at least 1, got {threads}")
-    es = read_store(store, allow_incomplete=allow_incomplete)
-    with _thread_limit(threads):
-        report = analyze(es, config)
-    record = {**report.config, "store": str(store), "allow_incomplete": allow_incomplete, "threads": threads}
-    files = report.write(out, provenance=provenance(record))
+    from ..stream import streaming_needed
 
-    lines = [f"analyzed {es.meta.model_id}: {report.n_image} image, {report.n_text} text rows, {report.n_pairs} pairs, dim {report.dim}"]
+    if streaming is None:
+        streaming, why = (True, "--scheduler given: streamed") if scheduler else streaming_needed(store, allow_incomplete=allow_incomplete)
+    else:
+        why = "streamed (--streaming)" if streaming else "in memory (--in-memory)"
+    if streaming:
+        from ..stream import StreamConfig, analyze_store
+
+        if sample_size < 2:
+            raise InputError(f"--sample-size must be at least 2, got {sample_size}")
+        record = {**config.to_dict(), "store": str(store), "allow_incomplete": allow_incomplete, "threads": threads,
+                  "scheduler": scheduler, "workers": workers}
+        with _thread_limit(threads):
+            report = analyze_store(store, out, config, scheduler=scheduler, workers=workers, allow_incomplete=allow_incomplete,
+                                   connect_timeout=connect_timeout,
+                                   stream=StreamConfig(sample_size=sample_size, seed=seed, n_extremes=config.n_extremes),
+                                   provenance=provenance(record))
+        files = {REPORT_JSON: Path(out) / REPORT_JSON, REPORT_MD: Path(out) / REPORT_MD}
+        model_id = report.meta.get("model_id", report.meta.get("model"))
+    else:
+        if "://" in store:
+            raise InputError(f"{store} is a URL; analyze it with --streaming")
+        es = read_store(store, allow_incomplete=allow_incomplete)
+        with _thread_limit(threads):
+            report = analyze(es, config)
+        record = {**report.config, "store": str(store), "allow_incomplete": allow_incomplete, "threads": threads}
+        files = report.write(out, provenance=provenance(record))
+        model_id = es.meta.model_id
+
+    lines = [f"analyzed {model_id}: {report.n_image} image, {report.n_text} text rows, {report.n_pairs} pairs, dim {report.dim}",
+             f"  engine           {why}"]
     gap, sep, cs = report.modality_gap, report.separability, report.centroid_shift
     if gap is not None:
         lines.append(f"  modality gap     l2 centroid distance {gap.l2_centroid_distance:.4f}, raw {gap.raw_centroid_distance:.4g}")

@@ -8,11 +8,13 @@ from typing import Optional
 
 import typer
 
+from ..data import open_source
 from ..extract import ExtractOptions
 from ..runtime import PRECISIONS
 from ._app import app, echo_json, warn
 from ._options import defaults, flag_errors
 
+DATA = defaults(open_source)
 D = defaults(ExtractOptions)
 
 
@@ -24,17 +26,17 @@ def extract_cmd(
     images: Optional[Path] = typer.Option(None, "--images", help="Folder of images (searched recursively)."),
     captions: Optional[Path] = typer.Option(None, "--captions", help="CSV/TSV/JSONL with columns file_name, caption."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Hugging Face dataset: hub id or local file/folder."),
-    split: str = typer.Option("train", "--split", help="Split of --dataset."),
+    split: str = typer.Option(DATA["split"], "--split", help="Split of --dataset."),
     image_column: Optional[str] = typer.Option(None, "--image-column", help="Image column of --dataset."),
     text_column: Optional[str] = typer.Option(None, "--text-column", help="Caption column of --dataset."),
     texts: Optional[Path] = typer.Option(None, "--texts", help="Captions only: .txt (one per line) or CSV/JSONL."),
-    captions_per_image: str = typer.Option("all", "--captions-per-image", help="all or first."),
+    captions_per_image: str = typer.Option(DATA["captions_per_image"], "--captions-per-image", help="all or first."),
     model: str = typer.Option(D["model"], "--model", help="open_clip architecture, or 'tiny'."),
     pretrained: Optional[str] = typer.Option(
         D["pretrained"], "--pretrained", help="open_clip tag, or 'none' (random init). Default: openai, or none with --checkpoint."
     ),
     checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", help="Local .pt/.safetensors state dict; add --pretrained TAG when it holds TAG's weights."
+        D["checkpoint"], "--checkpoint", help="Local .pt/.safetensors state dict; add --pretrained TAG when it holds TAG's weights."
     ),
     batch_size: int = typer.Option(D["batch_size"], "--batch-size", help="Images per batch (and captions per text batch)."),
     num_workers: Optional[int] = typer.Option(D["num_workers"], "--num-workers", help="Decoding processes (default: CPUs - 1, at most 8)."),
@@ -71,7 +73,6 @@ def extract_cmd(
 
 def _run(*, out, coco_captions, coco_images, images, captions, dataset, split, image_column, text_column, texts,
          captions_per_image, as_json, **options) -> None:
-    from ..data import open_source
     from ..extract import extract
 
     source, _ = open_source(coco_captions=coco_captions, coco_images=coco_images, images=images, captions=captions,

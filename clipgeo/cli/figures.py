@@ -25,6 +25,11 @@ def figures_cmd(
     ),
     dpi: Optional[int] = typer.Option(None, "--dpi", help="Resolution of the raster (png) output, dots per inch (default: clipgeo.plotting.DEFAULT_DPI)."),
     list_: bool = typer.Option(False, "--list", help="Print the figure names with one-line descriptions and exit."),
+    features: Optional[str] = typer.Option(
+        None,
+        "--features",
+        help="Features (0-based, comma-separated, e.g. 92,133) the feature figures show instead of the top-ranked ones.",
+    ),
 ) -> None:
     """Draw one figure per claim of the paper, each with a JSON file of the numbers it plots."""
     from ..plotting import list_figures, render_figures
@@ -38,7 +43,7 @@ def figures_cmd(
         raise InputError("give SOURCE: a store directory or a `clipgeo analyze` output directory (or use --list)")
     if out is None:
         raise InputError("give --out DIR, the directory for the figures")
-    run = render_figures(source, out, only=only, formats=formats, dpi=dpi)
+    run = render_figures(source, out, only=only, formats=formats, dpi=dpi, features=features)
     for name, files in run.written.items():
         typer.echo(f"  {name:<22} " + " ".join(p.name for p in files))
     for name, reason in run.skipped.items():

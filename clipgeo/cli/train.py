@@ -7,12 +7,14 @@ from typing import Optional
 
 import typer
 
+from ..data import open_source
 from ..errors import InputError
 from ..runtime import PRECISIONS
 from ..train.config import TrainConfig
 from ._app import app
 from ._options import defaults, flag_errors
 
+DATA = defaults(open_source)
 D = defaults(TrainConfig)
 #: library parameter -> this command's option, where the names differ
 ALIASES = {"warmup_steps": "warmup"}
@@ -27,13 +29,13 @@ def train_command(
     coco_captions: Optional[Path] = typer.Option(None, "--coco-captions", help="COCO captions json (with --coco-images)."),
     coco_images: Optional[Path] = typer.Option(None, "--coco-images", help="Image folder of --coco-captions."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Hugging Face dataset id or local parquet/json/csv/folder."),
-    split: str = typer.Option("train", "--split", help="Split of --dataset."),
+    split: str = typer.Option(DATA["split"], "--split", help="Split of --dataset."),
     image_column: Optional[str] = typer.Option(None, "--image-column", help="Image column of --dataset."),
     text_column: Optional[str] = typer.Option(None, "--text-column", help="Caption column of --dataset."),
-    captions_per_image: str = typer.Option("all", "--captions-per-image", help="all: one pair per caption; first: one per image."),
+    captions_per_image: str = typer.Option(DATA["captions_per_image"], "--captions-per-image", help="all: one pair per caption; first: one per image."),
     model: str = typer.Option(D["model"], "--model", help="open_clip architecture, or 'tiny' (CPU-sized)."),
     pretrained: str = typer.Option(D["pretrained"], "--pretrained", help="open_clip pretrained tag to fine-tune, or 'none' (random init)."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Initial weights from a local state dict / .safetensors."),
+    checkpoint: Optional[Path] = typer.Option(D["checkpoint"], "--checkpoint", help="Initial weights from a local state dict / .safetensors."),
     objective: str = typer.Option(
         D["objective"], "--objective", "--loss",
         help="clip, simclr, moco, memory-bank, pirl, local-aggregation, swav, simcse, byol or supervised.",
@@ -69,7 +71,6 @@ def train_command(
 
 def _run(*, out, shapes, images, captions, coco_captions, coco_images, dataset, split, image_column, text_column,
          captions_per_image, checkpoint, objective, objective_option, warmup, quiet, **options) -> None:
-    from ..data import open_source
     from ..train.trainer import train
 
     source, data = open_source(

@@ -89,7 +89,8 @@ def open_source(
         how = ", ".join(_HOW[k] for k in KINDS if k in kinds)
         raise InputError(f"no {what} given; pass one of {how}")
     if len(chosen) > 1:
-        raise InputError(f"give one data source (one input kind), not {' and '.join(chosen)}; use one per run")
+        named = " and ".join(_HOW[k].split("=")[0] for k in chosen)
+        raise InputError(f"give one input kind (one data source), not {named}; use one per run")
     kind = chosen[0]
     if kind not in kinds:
         raise InputError(f"{_HOW[kind].split(' ')[0]} is not an input here; pass one of "

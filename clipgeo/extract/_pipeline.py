@@ -39,7 +39,6 @@ import queue
 import threading
 import time
 import warnings
-from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -206,26 +205,11 @@ def _shard_payloads(shard: int, items: list[Any], image_features: Any, text_feat
 
 
 def store_summary(root: Path) -> dict[str, Any]:
-    """Counts over a store's manifest: rows per modality, skips by reason, truncated captions."""
-    import pyarrow.parquet as pq
+    """Counts of a store (:func:`clipgeo.store.summary`): rows per modality, skips by reason, truncated captions."""
+    from ..store import summary
 
-    manifest = json.loads((root / "manifest.json").read_text())
-    rows = Counter()
-    skipped: dict[str, Counter] = {"image": Counter(), "text": Counter()}
-    truncated = 0
-    for entry in manifest["shards"]:
-        rows[entry["modality"]] += entry["rows"]
-        for item in entry.get("skipped", []):
-            skipped[entry["modality"]][item["reason"]] += 1
-        if entry["modality"] == "text" and entry["rows"]:
-            path = root / entry["file"]
-            if "truncated" in pq.read_schema(path).names:
-                truncated += int(np.count_nonzero(pq.read_table(path, columns=["truncated"]).column(0).to_numpy()))
-    return {
-        "rows": {"image": rows["image"], "text": rows["text"]},
-        "skipped": {m: dict(sorted(c.items())) for m, c in skipped.items()},
-        "truncated_captions": truncated,
-    }
+    described = summary(root)
+    return {"rows": described.rows, "skipped": described.skipped, "truncated_captions": described.truncated_captions}
 
 
 # -- the pipeline ----------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ JSON file of its numbers beside it, byte-for-byte reproducibly.
 
 # isort: off
 # importing the figure modules registers their figures, in the order of SPEC §10
-from . import _theory, _separability, _shells, _conformity, _shift  # noqa: F401
+from . import _theory, _separability, _shells, _conformity, _shift, _beyond  # noqa: F401
 
 # isort: on
 from ._registry import FIGURES, FigureInput, FigureSkipped, FigureSpec, data_label, list_figures, register

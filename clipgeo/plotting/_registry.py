@@ -44,11 +44,15 @@ class FigureInput:
         drawn with :func:`clipgeo.synthetic.thin_shell_curve` on first use when absent.
     origin : str
         Where the results came from (a store or report path), for the provenance.
+    features : tuple of int, optional
+        Features (0-based) the user named (``clipgeo figures --features 92,133``): the feature
+        figures show these instead of the top-ranked ones.
     """
 
     report: Report
     theory: pd.DataFrame | None = None
     origin: str = ""
+    features: tuple[int, ...] | None = None
 
     def thin_shell_theory(self) -> pd.DataFrame:
         """The thin-shell theory table: ``theory``, else the report's, else simulated once with the report's seed."""

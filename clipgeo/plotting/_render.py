@@ -16,6 +16,7 @@ import numpy as np
 
 from .._io import atomic_path, to_jsonable, write_json
 from ..errors import InputError
+from ..validation import check_features
 from ._registry import FIGURES, FigureSkipped, resolve_names
 from ._source import load_source
 from ._style import DEFAULT_DPI, style
@@ -187,6 +188,7 @@ def render_figures(
     formats: str | list[str] | tuple[str, ...] | None = ("png",),
     dpi: int | None = DEFAULT_DPI,
     provenance: dict[str, Any] | None = None,
+    features: str | list[int] | tuple[int, ...] | None = None,
 ) -> FigureRun:
     """Draw every registered figure (or ``only`` some) from ``source`` into ``out_dir``.
 
@@ -204,6 +206,9 @@ def render_figures(
     provenance : dict, optional
         Provenance of this run, written into every JSON beside the store's and
         the analysis's; default :func:`clipgeo.provenance.provenance`.
+    features : str or sequence of int, optional
+        Features (0-based, e.g. ``"92,133"``) the feature figures show instead of the top-ranked
+        ones; each must be below the dimension, and a report directory must carry their values.
 
     Returns
     -------
@@ -224,7 +229,18 @@ def render_figures(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file; give a directory for the figures (--out)")
-    inp = load_source(source)
+    named = check_features(features)  # not integers: a one-line error before any work
+    inp = load_source(source, features=named or None)
+    if named:
+        check_features(named, inp.report.dim)
+        missing = [k for k in named if any(k not in v for v in inp.report.top_feature_values.values())]
+        if missing or not inp.report.top_feature_values:
+            listed = ",".join(map(str, missing or named))
+            raise InputError(
+                f"the results from {inp.origin or 'the source'} carry no values of feature(s) {listed}; draw from the "
+                f"store, or rerun `clipgeo analyze --features {','.join(map(str, named))}` first"
+            )
+        inp.features = tuple(named)
     if provenance is None:
         from ..provenance import provenance as make_provenance
 

@@ -18,45 +18,10 @@ N_TOP = 6
 N_LABEL = 9
 
 
-def check_features(features: object, dim: int | None = None) -> list[int]:
-    """Feature indices a user named (``"92,133"``, ``[92, 133]``) as a list of distinct 0-based ints, or InputError.
-
-    Parameters
-    ----------
-    features : str, int or sequence of int, or None
-        None or empty: none named.
-    dim : int, optional
-        The embeddings' dimension: every index must lie in ``[0, dim)``.
-    """
-    from ..errors import InputError
-
-    if features is None:
-        return []
-    items = features.split(",") if isinstance(features, str) else [features] if np.isscalar(features) else list(features)
-    out: list[int] = []
-    for item in items:
-        text = str(item).strip()
-        if not text:
-            continue
-        try:
-            value = float(text)
-            if not value.is_integer() or isinstance(item, bool):
-                raise ValueError
-        except ValueError:
-            raise InputError(
-                f"features must be whole numbers (0-based feature indices, e.g. 92,133), got {text!r}"
-            ) from None
-        k = int(value)
-        if k < 0 or (dim is not None and k >= dim):
-            bound = f"0 … {dim - 1}" if dim is not None else "0 or more"
-            raise InputError(f"feature {k} does not exist: the embeddings have d = {dim} features, 0-based {bound}")
-        if k not in out:
-            out.append(k)
-    return out
-
-
 def named_features(inp: FigureInput) -> list[int]:
     """The features the user asked for (``clipgeo figures --features``), checked against the dimension."""
+    from ..validation import check_features
+
     return check_features(getattr(inp, "features", None), inp.report.dim)
 
 
@@ -132,7 +97,7 @@ def separating_features(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         height=2.5 * nrows,
         legend_strip=1,
         notes=[
-            f"paper (ViT-B/32): {paper.paper} (features {' and '.join(map(str, PAPER['label_feature_indices'].value))}, "
+            f"paper: {paper.paper} (features {' and '.join(map(str, PAPER['label_feature_indices'].value))}, "
             "probably 1-based: 92 and 133 here); modality-label criterion: single-threshold balanced accuracy ≥ 95 %, "
             "in-sample; feature indices 0-based"
         ],
@@ -242,11 +207,12 @@ def separability_ranking(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         inp,
         f"{label} of {len(ranking)} features reach ≥ 95 % on their own, the best {acc[0]:.1f} %{together}",
         ncols=2,
-        notes=[f"paper (ViT-B/32): {PAPER['label_features'].paper}; linear, all features: {PAPER['linear_cv'].paper}"],
+        notes=[f"paper: {PAPER['label_features'].paper}; linear, all features: {PAPER['linear_cv'].paper}"],
     )
     ax_acc, ax_d = axes[0]
     ax_acc.plot(ranks, acc, color=SERIES[0], marker="o", markersize=2.5, linewidth=1.0)
     ax_acc.axhline(50, color=REFERENCE, linestyle=":", linewidth=1.0, label="chance (50 %)")
+    ax_acc.axhline(95, color=SERIES[3], linestyle="--", linewidth=1.0, label="modality-label criterion (95 %)")
     if cv is not None:
         ax_acc.axhline(100 * cv, color=SERIES[2], linestyle="-.", linewidth=1.0, label=f"all features, 5-fold CV ({100 * cv:.1f} %)")
     shown = min(10, len(ranking))

@@ -128,14 +128,11 @@ def feature_variance(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
 def mahalanobis_shell(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     shells = per_modality(inp, "mahalanobis_shell")
     note = unit_norm_note(inp, shells, "the shells (of unit rows)")
-    verdicts = ", ".join(
-        f"{m} {'thinner' if r.thinner_than_euclidean else 'not thinner'} ({r.cv:.3f} vs {r.euclidean_cv:.3f})"
-        for m, r in shells.items()
-    )
+    verdicts = ", ".join(f"{m} {r.cv:.3f} vs {r.euclidean_cv:.3f}" for m, r in shells.items())
     folds = max(int(getattr(r, "folds", 0) or 0) for r in shells.values())
     fig, axes, data = new_figure(
         inp,
-        f"Held-out Mahalanobis cv vs Euclidean cv: {verdicts}",
+        f"Held-out shell cv, Mahalanobis vs Euclidean: {verdicts}",
         ncols=len(shells),
         width=max(4.4 * len(shells), 6.4),
         notes=[
@@ -156,7 +153,7 @@ def mahalanobis_shell(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         c_e = hist(ax, rel_e, edges, REFERENCE, f"Euclidean ||x − m||, held out (cv {r.euclidean_cv:.3f})", fill=False)
         ax.plot([], [], linestyle="none", label=f"in-sample d_M cv {r.cv_in_sample:.3f} (biased small)")
         verdict = "thinner" if r.thinner_than_euclidean else "not thinner"
-        ax.set_title(f"{m}: the ellipsoidal shell is {verdict} than the spherical one")
+        ax.set_title(f"{m}: the ellipsoidal shell is {verdict}")
         ax.set(xlabel="distance / its mean (dimensionless)", ylabel="rows")
         ax.legend(loc="upper right", fontsize=7)
         out[m] = {
@@ -261,7 +258,7 @@ def offset(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     note = unit_norm_note(inp, results, "means and spreads (of unit rows)")
     fig, axes, data = new_figure(
         inp,
-        f"Centre offset ||m|| / ||σ|| = {_per(results, '.2g', 'ratio')}",
+        f"Centre offset ||m|| / ||σ|| = {_per(results, '.3g', 'ratio')}",
         height=4.2,
         width=6.4,
         notes=[

@@ -132,7 +132,7 @@ def centroid_shift(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
             ax.axvline(0.0, color=REFERENCE, linestyle=":", linewidth=1.0)
     for ax, extra, loc, ncols in (
         (ax_loss, None, "upper center", 1),
-        (ax_terms, None, "upper left", 1),
+        (ax_terms, None, "best", 1),
         (ax_wi, twin, "center left", 1),
         (ax_kl, None, "upper left", 1),
     ):

@@ -28,7 +28,7 @@ def read_report(directory: str | Path) -> FigureInput:
     return FigureInput(report=report, theory=report.thin_shell_theory, origin=str(Path(directory)))
 
 
-def load_source(source: Any) -> FigureInput:
+def load_source(source: Any, *, features: list[int] | tuple[int, ...] | None = None) -> FigureInput:
     """The analyzer results behind the figures, from whatever the user has.
 
     Parameters
@@ -37,6 +37,8 @@ def load_source(source: Any) -> FigureInput:
         A store directory (read and analyzed with :func:`clipgeo.report.analyze`),
         a ``clipgeo analyze`` output directory or its ``report.json`` (read back,
         nothing recomputed), a :class:`~clipgeo.report.Report`, or an embedding set.
+    features : sequence of int, optional
+        Features whose raw values an analysis run here keeps for the figures (``AnalyzeConfig.features``).
 
     Raises
     ------
@@ -50,7 +52,7 @@ def load_source(source: Any) -> FigureInput:
     if isinstance(source, Report):
         return FigureInput(report=source, origin="Report")
     if hasattr(source, "image") and hasattr(source, "text"):
-        return FigureInput(report=analyze(source), origin=repr(source))
+        return FigureInput(report=analyze(source, features=features), origin=repr(source))
     if not isinstance(source, (str, Path)):
         raise InputError(f"cannot draw figures from a {type(source).__name__}; give a store or report directory")
     from ..report import REPORT_JSON
@@ -66,7 +68,7 @@ def load_source(source: Any) -> FigureInput:
     if (path / REPORT_JSON).is_file():
         return read_report(path)
     if status(path).exists:
-        return FigureInput(report=analyze(read_store(path)), origin=str(path))
+        return FigureInput(report=analyze(read_store(path), features=features), origin=str(path))
     raise InputError(
         f"{path} is neither a store (no manifest.json) nor a report (no report.json); "
         "give a store directory or a `clipgeo analyze` output directory"

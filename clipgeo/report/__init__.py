@@ -16,7 +16,8 @@ module                holds                                                     
 ``_analyze``          :func:`analyze`                                                   analyzers, synthetic
 ``_write``            the writer (report.json, the tables) -- computes nothing          _names, _markdown, _io
 ``_markdown``         the text of report.md                                             _paper
-``_read``             :func:`read_report`, the inverse of ``_write``                    _names, analyzers
+``_read``             :func:`read_report`, the inverse of ``_write``                    _names, _rebuild, analyzers
+``_rebuild``          result objects from JSON summaries + table columns (any reader)   numpy
 ====================  ================================================================  ==================
 
 The files (names in :mod:`clipgeo.report._names`): ``report.json``, ``report.md``, ``features.csv``,

@@ -15,6 +15,7 @@ import numpy as np
 from .. import analyzers as az
 from .._io import to_jsonable
 from ..errors import InputError
+from ..validation import check_features
 from ._config import AnalyzeConfig
 from ._names import MODALITIES
 from ._result import Report
@@ -117,6 +118,7 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
     if not arrays:
         raise InputError("the embedding set has no image and no text rows; nothing to analyze")
     dim = next(iter(arrays.values())).shape[1]
+    named = check_features(cfg.features, dim)  # before any work: a feature >= d is a one-line error
     empty = np.empty((0, dim))
     image, text = arrays.get("image", empty), arrays.get("text", empty)
     image_rows, text_rows = _pair_rows(embedding_set, len(image), len(text))
@@ -162,7 +164,7 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
                 report.skipped[f"{name}.{m}"] = reason
             continue
         report.thin_shell[m] = run("thin_shell", az.thin_shell, x)
-        report.mahalanobis_shell[m] = run("mahalanobis_shell", az.mahalanobis_shell, x)
+        report.mahalanobis_shell[m] = run("mahalanobis_shell", az.mahalanobis_shell, x, seed=cfg.seed)
         report.off_diagonal_dominance[m] = run("off_diagonal_dominance", az.off_diagonal_dominance, x)
         report.ellipsoid_offset[m] = run("ellipsoid_offset", az.ellipsoid_offset, x)
         report.conformity[m] = run("conformity", az.conformity, x, cfg.conformity, max_rows=cfg.max_rows_conformity)
@@ -195,15 +197,20 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
 
     # matched pairs (the centroid shift batches distinct images: it needs two of them)
     if len(np.unique(image_rows)) >= 2:
+        # the image row of every text row (-1: none): the sweeps batch each image once, one caption per draw
+        image_index = np.full(len(text), -1, dtype=np.int64)
+        image_index[text_rows] = image_rows
         report.centroid_shift = run(
             "centroid_shift",
             az.centroid_shift,
-            pair_img,
-            pair_txt,
+            image,
+            text,
             alphas,
             cfg.temperature,
+            image_index=image_index,
             batch_size=cfg.batch_size,
             kl_bins=cfg.kl_bins,
+            seed=cfg.seed,
         )
         report.alignment_uniformity = run(
             "alignment_uniformity",
@@ -214,11 +221,19 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
             seed=cfg.seed,
         )
         report.cosine_gradient = run(
-            "cosine_gradient", az.cosine_gradient, pair_img, pair_txt, alphas, n_samples=cfg.gradient_samples, seed=cfg.seed
+            "cosine_gradient",
+            az.cosine_gradient,
+            image,
+            text,
+            alphas,
+            image_index=image_index,
+            n_samples=cfg.gradient_samples,
+            seed=cfg.seed,
         )
     else:
         reason = (
-            "no matched image-text pairs in the store (text rows carry no image id)"
+            f"no matched image-text pairs in the store: none of its {len(text)} text rows names an image "
+            "(import with pairs, e.g. `clipgeo import --pairs FILE`)"
             if len(pair_img) == 0
             else "needs matched pairs of at least 2 distinct images"
         )
@@ -231,7 +246,7 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
         chosen += [int(k) for k in report.separability.ranking[:10]]
         if report.separability.best_pair is not None:
             chosen += list(report.separability.best_pair)
-    chosen = sorted(set(chosen))
+    chosen = sorted(set(chosen) | set(named))
     report.top_feature_values = {m: {k: x[:, k].copy() for k in chosen} for m, x in arrays.items()}
 
     # beyond the paper (SPEC §12): gap metrics, per-pair conformity, retrieval, spectrum, whitening, bootstrap

@@ -140,10 +140,12 @@ def run_beyond(
     conf = {m: r.values for m, r in report.conformity.items()}
 
     for m, x in arrays.items():
+        odd = report.off_diagonal_dominance.get(m)
+        cov = None if odd is None or np.shape(odd.covariance) != (x.shape[1],) * 2 else odd.covariance
         if len(x) >= 2:
-            beyond.spectrum[m] = run("spectrum", az.spectrum, x)
+            beyond.spectrum[m] = run("spectrum", az.spectrum, x, covariance=cov)
         if len(x) >= 40:
-            beyond.whitening[m] = run("whitening", az.whitening, x, seed=cfg.seed)
+            beyond.whitening[m] = run("whitening", az.whitening, x, seed=cfg.seed, covariance=cov)
         else:
             report.skipped[f"whitening.{m}"] = f"{m} has {len(x)} rows; whitening needs at least 40"
 
@@ -221,11 +223,12 @@ def summary(report: Report, data: dict[str, Any]) -> None:
     data["commonness"] = maybe(beyond.commonness)
     data["spectrum"] = {m: r.to_dict() for m, r in beyond.spectrum.items()}
     data["whitening"] = {m: r.to_dict() for m, r in beyond.whitening.items()}
+    values = headline_values(report)
+    data["headlines"] = dict(values)  # the SPEC §12 headline numbers, by report.json path (compare-stores reads them)
     boot = beyond.bootstrap
     if boot is None:
         data["bootstrap"] = None
         return
-    values = headline_values(report)
     block = boot.to_dict()
     for name, iv in boot.intervals.items():
         entry = {"value": values.get(name), **iv.to_dict()}
@@ -317,7 +320,7 @@ def read(report: Report, root: str | Path, data: dict[str, Any]) -> None:
     """Rebuild ``report.beyond`` from a report directory (the inverse of :func:`summary` and :func:`tables`)."""
     import pandas as pd
 
-    from ._read import _build
+    from ._rebuild import _build
 
     root = Path(root)
 

@@ -51,6 +51,9 @@ class AnalyzeConfig:
         Seed of the CV folds, the sampled subsets and the thin-shell simulation.
     bootstrap : int
         Bootstrap draws of the headline intervals (SPEC §12); 0 turns the bootstrap off.
+    features : tuple of int or None
+        Features (0-based) whose raw values are kept for the figures besides the top-ranked ones
+        (``clipgeo figures --features 92,133``); each must be below the embeddings' dimension.
     """
 
     temperature: float = 0.01
@@ -67,6 +70,7 @@ class AnalyzeConfig:
     n_extremes: int = 5
     seed: int = 0
     bootstrap: int = 200
+    features: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         from ..validation import check_count, check_positive  # numpy: only when a config is made, not for its defaults
@@ -79,7 +83,15 @@ class AnalyzeConfig:
                 raise InputError(f"alphas must be a list of numbers, got {self.alphas!r}; pass shifts such as -1, 0, 1") from None
             if not alphas or not all(math.isfinite(a) for a in alphas):
                 raise InputError(f"alphas must be a non-empty list of finite shifts, got {self.alphas!r}; pass e.g. -1, 0, 1")
+            if len(set(alphas)) < 2:
+                raise InputError(
+                    f"alphas has one point ({alphas[0]:g}); a sweep needs at least 2 distinct shifts, e.g. -1:1:0.1 (the default)"
+                )
             object.__setattr__(self, "alphas", alphas)
+        if self.features is not None:
+            from ..validation import check_features
+
+            object.__setattr__(self, "features", tuple(check_features(self.features)) or None)
         if self.conformity not in CONFORMITY_METHODS:
             raise InputError(f"conformity {self.conformity!r} is not known; use {' or '.join(CONFORMITY_METHODS)}")
         # the other sizes are checked by the analyzers that use them
@@ -106,4 +118,5 @@ class AnalyzeConfig:
         """The options as plain JSON values (``alphas`` a list)."""
         out = dataclasses.asdict(self)
         out["alphas"] = None if self.alphas is None else list(self.alphas)
+        out["features"] = None if self.features is None else list(self.features)
         return out

@@ -13,7 +13,9 @@ import numpy as np
 
 from .._io import atomic_path, to_jsonable, write_json, write_text
 from ..errors import InputError
+from ..provenance import provenance as make_provenance
 from . import _names as n
+from ._markdown import render_markdown
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -125,9 +127,6 @@ def rows_table(report: Report, modality: str) -> pd.DataFrame:
 
 def write_report(report: Report, out_dir: str | Path, *, provenance: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write ``report`` into ``out_dir``; returns the files written, by name (see :meth:`Report.write`)."""
-    from ..provenance import provenance as make_provenance
-    from ._markdown import render_markdown
-
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file; give a directory for the report (--out)")

@@ -12,6 +12,37 @@ from typing import Any
 from ..errors import InputError
 
 
+#: in-memory analysis holds about this many float64 copies of every embedding (read, checked, paired, pooled)
+IN_MEMORY_COPIES = 4
+#: stream when the in-memory analysis would need more than this share of the available memory
+MEMORY_SHARE = 0.5
+
+
+def streaming_needed(path: str | os.PathLike, *, allow_incomplete: bool = False,
+                     storage_options: dict[str, Any] | None = None) -> tuple[bool, str]:
+    """Whether a store should be analysed by streaming, and why (one line for the CLI and report).
+
+    A store behind a URL always streams; a local one streams when its rows × dim × 8 bytes ×
+    ``IN_MEMORY_COPIES`` exceed ``MEMORY_SHARE`` of the memory available now.
+    """
+    import psutil
+
+    from ..store._iter import open_store
+
+    text = os.fspath(path)
+    if "://" in text and not text.startswith("file://"):
+        return True, f"{text} is remote: streamed"
+    store = open_store(text, allow_incomplete=allow_incomplete, storage_options=storage_options)
+    rows = sum(store.rows(m) for m in ("image", "text"))
+    need = rows * store.meta.dim * 8 * IN_MEMORY_COPIES
+    available = psutil.virtual_memory().available
+    gib = 1 << 30
+    if need > MEMORY_SHARE * available:
+        return True, (f"in-memory analysis would need ~{need / gib:.1f} GiB of the {available / gib:.1f} GiB available: "
+                      "streamed (--in-memory to force)")
+    return False, f"fits in memory (~{need / gib:.2f} GiB of {available / gib:.1f} GiB available; --streaming to force)"
+
+
 def _replace_dir(tmp: Path, out: Path) -> None:
     """Put the finished report ``tmp`` at ``out``; a previous report there is replaced whole."""
     if out.exists():

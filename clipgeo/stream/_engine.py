@@ -55,6 +55,9 @@ class StreamConfig:
     seed: int = 0
     n_extremes: int = 5
     tasks_per_worker: int = 4
+    #: also accumulate Σuuᵀ of the unit rows (the unit-row covariance, ``first[m].unit_scatter``); no report
+    #: number needs it and it doubles the first pass's cost
+    unit_covariance: bool = False
 
 
 @dataclass
@@ -197,7 +200,8 @@ def collect_statistics(
     first_futures = {}
     for m, shards in (("image", img_shards), ("text", txt_shards)):
         if shards:
-            parts = [submit(tasks.first_pass, store, g, config.batch_rows, pure=False) for g in _groups(shards, n_groups)]
+            parts = [submit(tasks.first_pass, store, g, config.batch_rows, config.unit_covariance, pure=False)
+                     for g in _groups(shards, n_groups)]
             first_futures[m] = _tree(client, parts)
 
     text_groups: list[list[ShardInfo]] = _groups(txt_shards, n_groups)

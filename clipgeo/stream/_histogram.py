@@ -61,23 +61,28 @@ class FeatureHistograms:
         return cls(np.asarray(lo, np.float64), np.asarray(hi, np.float64), np.zeros((len(lo), int(bins)), np.int64))
 
     def bin_index(self, x: np.ndarray) -> np.ndarray:
-        """Bin of every value of ``x`` (n, d) -> int64 (n, d), clipped to the grid.
+        """Bin of every value of ``x`` (n, d) -> int32 (n, d), clipped to the grid.
 
-        The arithmetic is float64 and monotone in the value, so "bin ≥ b" is a threshold rule ``x ≥ t_b``.
+        One float32 formula, monotone in the value, for every row: so "bin ≥ b" is a threshold rule
+        ``x ≥ t_b`` (what the accuracy bound needs), whatever the batch.
         """
+        lo = self.lo.astype(np.float32)
         width = self.hi - self.lo
-        scale = np.divide(self.bins, width, out=np.zeros_like(width), where=width > 0)
-        idx = np.asarray(x, np.float64) - self.lo
+        scale = np.divide(self.bins, width, out=np.zeros_like(width), where=width > 0).astype(np.float32)
+        idx = np.asarray(x, dtype=np.float32) - lo  # (n, d)
         idx *= scale
         np.clip(idx, 0, self.bins - 1, out=idx)
-        return idx.astype(np.int64)  # truncation = floor on [0, bins - 1]
+        return idx.astype(np.int32)  # truncation = floor on [0, bins - 1]
 
     def add(self, x: np.ndarray) -> FeatureHistograms:
         """Count the rows of ``x`` (n, d) in place; returns self."""
         if len(x) == 0:
             return self
         d, bins = self.counts.shape
-        flat = self.bin_index(x) + (np.arange(d, dtype=np.int64) * bins)[None, :]
+        flat = self.bin_index(x)
+        if d * bins >= 2**31:
+            flat = flat.astype(np.int64)
+        flat += (np.arange(d, dtype=flat.dtype) * bins)[None, :]
         self.counts += np.bincount(flat.ravel(), minlength=d * bins).reshape(d, bins)
         return self
 

@@ -140,8 +140,10 @@ class ModalityMoments:
         ``Σ (x - mean)(x - mean)ᵀ``; the covariance (ddof = 1) is ``scatter / (n - 1)``.
     unit_mean : ndarray of shape (d,)
         Mean of the unit rows ``u = x / ||x||`` (a zero row counts as zero).
-    unit_scatter : ndarray of shape (d, d)
-        ``Σ (u - unit_mean)(u - unit_mean)ᵀ``.
+    unit_scatter : ndarray of shape (d, d) or None
+        ``Σ (u - unit_mean)(u - unit_mean)ᵀ`` (the unit rows' covariance times n - 1); None when not
+        accumulated (``from_batch(x, unit_covariance=False)``: nothing in a report needs it, and it doubles
+        the cost of the first pass).
     unit_sq : float
         ``Σ ||u||²`` (the number of non-zero rows, as summed).
     norm : Moments1D
@@ -156,7 +158,7 @@ class ModalityMoments:
     mean: np.ndarray
     scatter: np.ndarray
     unit_mean: np.ndarray
-    unit_scatter: np.ndarray
+    unit_scatter: np.ndarray | None
     unit_sq: float
     norm: Moments1D
     minimum: np.ndarray
@@ -165,27 +167,32 @@ class ModalityMoments:
     norm_max: float = -np.inf
 
     @classmethod
-    def empty(cls, dim: int) -> ModalityMoments:
+    def empty(cls, dim: int, *, unit_covariance: bool = True) -> ModalityMoments:
         z = np.zeros(dim)
-        return cls(0, z, np.zeros((dim, dim)), z.copy(), np.zeros((dim, dim)), 0.0, Moments1D(),
-                   np.full(dim, np.inf), np.full(dim, -np.inf))
+        return cls(0, z, np.zeros((dim, dim)), z.copy(), np.zeros((dim, dim)) if unit_covariance else None, 0.0,
+                   Moments1D(), np.full(dim, np.inf), np.full(dim, -np.inf))
 
     @classmethod
-    def from_batch(cls, x: np.ndarray) -> ModalityMoments:
+    def from_batch(cls, x: np.ndarray, *, unit_covariance: bool = True) -> ModalityMoments:
         """Statistics of one batch of raw rows, shape (n, d), any float dtype (summed in float64)."""
         x = np.asarray(x, dtype=np.float64)
         n, d = x.shape
         if n == 0:
-            return cls.empty(d)
+            return cls.empty(d, unit_covariance=unit_covariance)
         u, norms = _unit(x)
         mean, unit_mean = x.mean(axis=0), u.mean(axis=0)
-        xc, uc = x - mean, u - unit_mean
+        xc = x - mean
+        if unit_covariance:
+            uc = u - unit_mean
+            unit_scatter = uc.T @ uc
+        else:
+            unit_scatter = None
         return cls(
             n=n,
             mean=mean,
             scatter=xc.T @ xc,
             unit_mean=unit_mean,
-            unit_scatter=uc.T @ uc,
+            unit_scatter=unit_scatter,
             unit_sq=float(np.einsum("ij,ij->", u, u)),
             norm=Moments1D.from_values(norms),
             minimum=x.min(axis=0),
@@ -196,8 +203,12 @@ class ModalityMoments:
 
     def merge(self, other: ModalityMoments) -> ModalityMoments:
         n, mean, scatter = _chan(self.n, self.mean, self.scatter, other.n, other.mean, other.scatter)
-        _, unit_mean, unit_scatter = _chan(self.n, self.unit_mean, self.unit_scatter, other.n, other.unit_mean,
-                                           other.unit_scatter)
+        if self.unit_scatter is None or other.unit_scatter is None:
+            _, unit_mean, _ = _chan(self.n, self.unit_mean, np.float64(0), other.n, other.unit_mean, np.float64(0))
+            unit_scatter = None
+        else:
+            _, unit_mean, unit_scatter = _chan(self.n, self.unit_mean, self.unit_scatter, other.n, other.unit_mean,
+                                               other.unit_scatter)
         return ModalityMoments(
             n=int(n),
             mean=mean,

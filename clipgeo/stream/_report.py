@@ -234,6 +234,33 @@ def _projection(stats: StoreStatistics, sample: EmbeddingSet, n_components: int 
                                center=center, image=project(sample.image), text=project(sample.text))
 
 
+def _beyond(stats: StoreStatistics, beyond: Any) -> None:
+    """The SPEC §12 results the moments give exactly: gap metrics and spectra (the rest stay on the sample)."""
+    from ..analyzers._gap_metrics import rmg_from_cosines
+    from ..analyzers._threads import single_blas_thread
+
+    first, pairs = stats.first, stats.second.pairs
+    gm = getattr(beyond, "gap_metrics", None)
+    if gm is not None and pairs.n and "image" in first and "text" in first:
+        fi, ft = first["image"], first["text"]
+        matched = pairs.cosine / pairs.n
+        rmg, d_m, d_i, d_t = rmg_from_cosines(matched, fi.cone, ft.cone)
+        exact = dict(l2m=float(np.linalg.norm(fi.unit_mean - ft.unit_mean)), l2i=pairs.distance / pairs.n, rmg=rmg,
+                     d_m=d_m, d_i=d_i, d_t=d_t, d_m_floored=bool((1.0 - matched) / 2.0 < 1e-3),
+                     mean_matched_cosine=matched, n_pairs=pairs.n, n_image=fi.n, n_text=ft.n)
+        beyond.gap_metrics = _replace(gm, **exact)
+    spectra = getattr(beyond, "spectrum", None)
+    if isinstance(spectra, dict):
+        for m, res in list(spectra.items()):
+            if m not in first:
+                continue
+            with single_blas_thread():
+                lam = np.clip(np.linalg.eigvalsh(first[m].covariance)[::-1], 0.0, None)
+            summary = az.spectrum_summary(lam)
+            spectra[m] = _replace(res, n=first[m].n, eigenvalues=lam,
+                                  top_share=float(lam[0] / lam.sum()) if lam.sum() > 0 else 0.0, **summary)
+
+
 def build_report(stats: StoreStatistics, config=None, **options: Any):
     """The :class:`~clipgeo.report.Report` of a streamed analysis (see the module notes).
 
@@ -287,6 +314,9 @@ def build_report(stats: StoreStatistics, config=None, **options: Any):
         report.separability, hist = _separability(stats, sample, report.separability, cfg.top_k_pairs)
     if report.projection is not None:
         report.projection = _projection(stats, sample)
+    beyond = getattr(report, "beyond", None)
+    if beyond is not None:
+        _beyond(stats, beyond)
 
     for m in MODALITIES:  # the sampled rows keep their ids, captions / paths; "row" is their global index
         if m in report.rows:

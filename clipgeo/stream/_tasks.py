@@ -27,12 +27,12 @@ EMBEDDING = "embedding"
 # -- pass 1 ----------------------------------------------------------------------------------------
 
 
-def first_pass(store: StoreShards, shards: list[ShardInfo], batch_rows: int) -> ModalityMoments:
+def first_pass(store: StoreShards, shards: list[ShardInfo], batch_rows: int, unit_covariance: bool = False) -> ModalityMoments:
     """:class:`ModalityMoments` of the given shards (all of one modality)."""
-    total = ModalityMoments.empty(store.meta.dim)
+    total = ModalityMoments.empty(store.meta.dim, unit_covariance=unit_covariance)
     for shard in shards:
         for batch in store.read(shard, (EMBEDDING,), batch_rows=batch_rows):
-            total = total.merge(ModalityMoments.from_batch(batch.embedding))
+            total = total.merge(ModalityMoments.from_batch(batch.embedding, unit_covariance=unit_covariance))
     return total
 
 

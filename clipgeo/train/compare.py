@@ -45,11 +45,9 @@ __all__ = [
     "EVAL_SEED",
     "GEOMETRY_COLUMNS",
     "Comparison",
-    "build_objective",
     "compare_runs",
     "embed_pairs",
     "geometry",
-    "load_run",
     "plot_comparison",
     "write_comparison",
 ]

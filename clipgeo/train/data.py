@@ -66,7 +66,7 @@ def split_heldout(n: int, n_heldout: int, seed: int) -> tuple[np.ndarray, np.nda
         both sorted.
     """
     if not 0 <= n_heldout < n:
-        raise InputError(f"cannot hold out {n_heldout} of {n} samples; use a smaller --heldout or more data")
+        raise InputError(f"cannot hold out {n_heldout} of {n} samples; use a smaller heldout or more data")
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_heldout:]), np.sort(perm[:n_heldout])
 

@@ -97,7 +97,7 @@ class SupervisedObjective(ViewsObjective):
         self.label = label
         n_classes = ctx.num_classes if label == "shape" else len(label_names(label))
         if n_classes < 2:
-            raise InputError("the supervised objective needs labelled data with 2+ classes; train on --shapes N")
+            raise InputError("the supervised objective needs labelled data with 2+ classes; train on shapes=N")
         self.loss = SupervisedSoftmax(self.dim, n_classes, cosine=cosine, temperature=temperature, seed=ctx.config.seed)
 
     def make_dataset(self, source: Sequence, indices: Sequence[int], train: bool) -> torch.utils.data.Dataset:
@@ -105,7 +105,7 @@ class SupervisedObjective(ViewsObjective):
         if self.label != "shape":
             dataset.labels = shape_labels(source, self.label)[np.asarray(indices, dtype=np.int64)]
         elif dataset.labels is None:
-            raise InputError("the training data carries no labels for the supervised objective; train on --shapes N")
+            raise InputError("the training data carries no labels for the supervised objective; train on shapes=N")
         return dataset
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:

@@ -1,0 +1,60 @@
+"""`clipgeo atlas`: a Parquet table of every embedding with its geometry, for Apple's Embedding Atlas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._app import app
+from ._options import flag_errors
+
+
+@app.command("atlas")
+def atlas_cmd(
+    store: Path = typer.Argument(..., help="Store directory (written by `clipgeo extract` or `clipgeo import`)."),
+    out: Path = typer.Option(..., "--out", help="The Parquet file to write (e.g. table.parquet)."),
+    analysis: Optional[Path] = typer.Option(
+        None, "--analysis", help="A `clipgeo analyze` output of this store: its per-row numbers are used, not recomputed."
+    ),
+    n_features: int = typer.Option(5, "--features", help="Columns feature_<k> for this many of the most separating features."),
+    neighbors: int = typer.Option(15, "--neighbors", help="Nearest neighbours per row (cosine, itself included; 0: no column)."),
+    umap: Optional[bool] = typer.Option(
+        None, "--umap/--no-umap", help="Add umap_x, umap_y (default: when umap-learn is installed)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the Mahalanobis folds and the UMAP."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Read the finished shards of an unfinished store."),
+    open_: bool = typer.Option(
+        False, "--open", help="Start embedding-atlas on the table (needs clipgeo[atlas]); otherwise print the command."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address embedding-atlas listens on with --open."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port of embedding-atlas with --open (default: its own)."),
+) -> None:
+    """Write one row per image and caption with its norms, Mahalanobis distance, conformity, PCA and neighbours."""
+    import shlex
+
+    from ..atlas import atlas_command, atlas_installed, open_atlas, write_atlas
+
+    with flag_errors(atlas_cmd, aliases={"n_features": "features"}):
+        run = write_atlas(
+            store, out, analysis, n_features=n_features, neighbors=neighbors, umap=umap, seed=seed,
+            allow_incomplete=allow_incomplete,
+        )  # fmt: skip
+    typer.echo(f"wrote {run.path}: {run.rows} rows, columns {', '.join(run.columns)}")
+    command = shlex.join(atlas_command(run.path, columns=run.columns))
+    if not open_:
+        typer.echo(f"explore it with: {command}")
+        return
+    if atlas_installed() is None:
+        typer.echo("embedding-atlas is not installed (pip install 'clipgeo[atlas]'); run this once it is:")
+        typer.echo(f"  {command}")
+        return
+    typer.echo(f"starting: {shlex.join(atlas_command(run.path, columns=run.columns, host=host, port=port))}  (Ctrl-C stops it)")
+    proc = open_atlas(run.path, host=host, port=port, columns=run.columns)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=10)
+        raise

@@ -1,0 +1,144 @@
+"""Import without loading it whole: chunked readers, per-chunk checks, clip-retrieval folders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clipgeo.errors import InputError
+from clipgeo.store import read_store
+from clipgeo.store._chunked import open_matrix
+from clipgeo.store._import_stream import import_clip_retrieval, import_streaming
+from tests.conftest import assert_clean_error, run_cli
+
+
+def _chunks(src, rows):
+    parts = list(src.chunks(rows))
+    assert all(len(b) <= rows for _, b in parts)
+    assert [s for s, _ in parts] == list(range(0, src.shape[0], rows))
+    return np.concatenate([b for _, b in parts])
+
+
+@pytest.mark.parametrize("fmt", ["npy", "npy3", "npz", "pt", "parquet", "parquet_cols", "csv", "fortran"])
+def test_chunked_readers_give_the_whole_matrix(tmp_path, rng, fmt):
+    x = rng.normal(size=(103, 6)).astype(np.float32)
+    if fmt == "npy":
+        np.save(tmp_path / "x.npy", x)
+        spec = tmp_path / "x.npy"
+    elif fmt == "npy3":
+        np.save(tmp_path / "x.npy", np.stack([x * 0, x]))
+        spec = f"{tmp_path / 'x.npy'}:1"
+    elif fmt == "fortran":
+        np.save(tmp_path / "x.npy", np.asfortranarray(x))
+        spec = tmp_path / "x.npy"
+    elif fmt == "npz":
+        np.savez_compressed(tmp_path / "x.npz", emb=x, other=x[:2])
+        spec = f"{tmp_path / 'x.npz'}:emb"
+    elif fmt == "pt":
+        import torch
+
+        torch.save({"emb": torch.from_numpy(x)}, tmp_path / "x.pt")
+        spec = f"{tmp_path / 'x.pt'}:emb"
+    elif fmt == "parquet":
+        import pandas as pd
+
+        pd.DataFrame({"embedding": list(x), "id": range(len(x))}).to_parquet(tmp_path / "x.parquet")
+        spec = tmp_path / "x.parquet"
+    elif fmt == "parquet_cols":
+        import pandas as pd
+
+        pd.DataFrame(x, columns=[f"f{i}" for i in range(6)]).to_parquet(tmp_path / "x.parquet")
+        spec = tmp_path / "x.parquet"
+    else:
+        import pandas as pd
+
+        pd.DataFrame(x, columns=[f"f{i}" for i in range(6)]).to_csv(tmp_path / "x.csv", index=False)
+        spec = tmp_path / "x.csv"
+    src = open_matrix(spec, "image embeddings")
+    assert src.shape == (103, 6)
+    np.testing.assert_allclose(_chunks(src, 10), x, rtol=1e-6 if fmt == "csv" else 0)
+
+
+def test_truncated_npy_is_named(tmp_path, rng):
+    np.save(tmp_path / "x.npy", rng.normal(size=(50, 4)))
+    data = (tmp_path / "x.npy").read_bytes()
+    (tmp_path / "x.npy").write_bytes(data[: len(data) - 100])
+    with pytest.raises(InputError, match="truncated"):
+        _chunks(open_matrix(tmp_path / "x.npy", "image embeddings"), 16)
+
+
+def test_streaming_import_equals_the_arrays_and_stays_atomic(tmp_path, rng):
+    img = rng.normal(size=(230, 8)).astype(np.float16)
+    txt = rng.normal(size=(230, 8)).astype(np.float16)
+    np.save(tmp_path / "img.npy", img)
+    np.save(tmp_path / "txt.npy", txt)
+    out = import_streaming(tmp_path / "store", image=tmp_path / "img.npy", text=tmp_path / "txt.npy", shard_rows=64)
+    es = read_store(out)
+    np.testing.assert_array_equal(es.image, img.astype(np.float32))
+    np.testing.assert_array_equal(es.text, txt.astype(np.float32))
+    np.testing.assert_array_equal(es.text_image_index, np.arange(230))
+    assert es.meta.store_dtype == "float16" and es.meta.fingerprint and not es.meta.normalized
+    # a NaN in a late chunk: one-line error with the row, and nothing left behind
+    bad = txt.copy()
+    bad[200, 3] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(InputError, match=r"row\(s\) 200") as info:
+        import_streaming(tmp_path / "store2", image=tmp_path / "img.npy", text=tmp_path / "bad.npy", shard_rows=64)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "store2").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".store2")]
+
+
+def _clip_retrieval(root, rng, shards=(40, 25, 31), dim=8, unit=True, metadata=True):
+    import pandas as pd
+
+    for sub in ("img_emb", "text_emb", "metadata"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for k, n in enumerate(shards):
+        for name, sub in (("img_emb", "img_emb"), ("text_emb", "text_emb")):
+            x = rng.normal(size=(n, dim))
+            if unit:
+                x /= np.linalg.norm(x, axis=1, keepdims=True)
+            np.save(root / sub / f"{name}_{k}.npy", x.astype(np.float16))
+        if metadata:
+            pd.DataFrame({"caption": [f"cap {k}-{i}" for i in range(n)], "url": [f"http://x/{k}/{i}.jpg" for i in range(n)],
+                          "key": [f"{k}{i:04d}" for i in range(n)]}).to_parquet(root / "metadata" / f"metadata_{k}.parquet")
+    return root
+
+
+def test_clip_retrieval_folder(tmp_path, rng):
+    folder = _clip_retrieval(tmp_path / "cr", rng)
+    out = import_clip_retrieval(tmp_path / "store", folder, model_name="ViT-B-32", shard_rows=16)
+    es = read_store(out)
+    assert es.n_image == es.n_text == es.n_pairs == 96
+    first = np.load(folder / "img_emb" / "img_emb_1.npy")
+    np.testing.assert_array_equal(es.image[40:65], first.astype(np.float32))
+    np.testing.assert_array_equal(es.text_image_index, np.arange(96))
+    assert es.captions[40] == "cap 1-0" and es.image_paths[41] == "http://x/1/1.jpg"
+    assert es.meta.normalized and es.meta.store_dtype == "float16"
+
+
+def test_clip_retrieval_mismatches_are_one_line_errors(tmp_path, rng):
+    folder = _clip_retrieval(tmp_path / "a", rng)
+    (folder / "text_emb" / "text_emb_2.npy").unlink()
+    with pytest.raises(InputError, match="img_emb/ has 3 shard"):
+        import_clip_retrieval(tmp_path / "s1", folder)
+    folder = _clip_retrieval(tmp_path / "b", rng)
+    np.save(folder / "text_emb" / "text_emb_1.npy", rng.normal(size=(25, 9)).astype(np.float16))
+    with pytest.raises(InputError, match="dimension 9"):
+        import_clip_retrieval(tmp_path / "s2", folder)
+    folder = _clip_retrieval(tmp_path / "c", rng)
+    np.save(folder / "text_emb" / "text_emb_1.npy", rng.normal(size=(24, 8)).astype(np.float16))
+    with pytest.raises(InputError, match="shard 1 has 25 image rows but 24 text rows"):
+        import_clip_retrieval(tmp_path / "s3", folder)
+    assert not any((tmp_path / s).exists() for s in ("s1", "s2", "s3"))
+
+
+def test_cli_clip_retrieval(tmp_path, rng):
+    folder = _clip_retrieval(tmp_path / "cr", rng, shards=(10, 12))
+    proc = run_cli("import", "--clip-retrieval", folder, "--out", tmp_path / "store", "--model-name", "ViT-B-32")
+    assert proc.returncode == 0, proc.stderr
+    assert "22 image rows" in proc.stdout and "unit" in proc.stderr.lower()
+    (folder / "metadata" / "metadata_1.parquet").unlink()
+    proc = run_cli("import", "--clip-retrieval", folder, "--out", tmp_path / "store2")
+    assert_clean_error(proc, "metadata/ has 1 shard")
