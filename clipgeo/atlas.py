@@ -126,7 +126,7 @@ def _analysis_rows(analysis: Path, es: Any) -> tuple[dict[str, dict[str, np.ndar
     from .report._html import check_analysis_dir
 
     data = check_analysis_dir(analysis)
-    meta = ((data.get("provenance") or {}).get("store") or {})
+    meta = (data.get("provenance") or {}).get("store") or {}
     counts = {"image": es.n_image, "text": es.n_text}
     for m, count in counts.items():
         if int(data.get(f"n_{m}", -1)) != count:
@@ -237,7 +237,9 @@ def atlas_table(
     n_features = check_count(n_features, "n_features", minimum=0)
     neighbors = check_count(neighbors, "neighbors", minimum=0)
     if umap and not umap_installed():
-        raise InputError("umap=True needs umap-learn; pip install 'clipgeo[atlas]' (or umap-learn), or leave --umap out")
+        raise InputError(
+            "umap=True needs umap-learn; pip install 'clipgeo[atlas]' (or umap-learn), or leave --umap out"
+        )
     es = read_store(store, allow_incomplete=allow_incomplete)
     if es.n_image + es.n_text == 0:
         raise InputError(f"store {store} has no rows; nothing to explore")
@@ -265,7 +267,9 @@ def atlas_table(
             "id": np.concatenate([np.asarray(es.image_ids, dtype=object), np.asarray(es.text_ids, dtype=object)]),
             "text": np.concatenate([image_text.astype(object), captions.astype(object)]),
             "image": np.concatenate([paths.astype(object), text_image.astype(object)]),
-            "partner": np.concatenate([np.where(first_caption >= 0, first_caption + n_img, -1), np.where(link >= 0, link, -1)]),
+            "partner": np.concatenate(
+                [np.where(first_caption >= 0, first_caption + n_img, -1), np.where(link >= 0, link, -1)]
+            ),
         }
     )
     frame["text"] = frame["text"].fillna("").astype(str)
@@ -290,16 +294,20 @@ def atlas_table(
             raise InputError(f"UMAP needs at least 4 rows, the store has {len(frame)}; leave --umap out")
         import umap as umap_learn  # the optional extra
 
-        reducer = umap_learn.UMAP(n_components=2, metric="cosine", random_state=seed, n_neighbors=min(15, len(frame) - 1))
+        reducer = umap_learn.UMAP(
+            n_components=2, metric="cosine", random_state=seed, n_neighbors=min(15, len(frame) - 1)
+        )
         coords = reducer.fit_transform(x_all)
         frame["umap_x"], frame["umap_y"] = coords[:, 0].astype(np.float64), coords[:, 1].astype(np.float64)
     if neighbors:
         ids, dist = nearest_neighbors(x_all, neighbors)
-        frame["neighbors"] = [{"ids": i.tolist(), "distances": d.tolist()} for i, d in zip(ids, dist)]
+        frame["neighbors"] = [{"ids": i.tolist(), "distances": d.tolist()} for i, d in zip(ids, dist, strict=True)]
     return frame
 
 
-def atlas_command(path: str | os.PathLike, *, columns: Any = None, host: str | None = None, port: int | None = None) -> list[str]:
+def atlas_command(
+    path: str | os.PathLike, *, columns: Any = None, host: str | None = None, port: int | None = None
+) -> list[str]:
     """The ``embedding-atlas`` command line that opens the table at ``path`` with its coordinates and neighbours."""
     cols = set(columns) if columns is not None else None
     cmd = ["embedding-atlas", os.fspath(path), "--x", "x", "--y", "y", "--text", "text", "--image", "image"]
@@ -328,7 +336,9 @@ class AtlasRun:
         return shlex.join(self.command)
 
 
-def write_atlas(store: str | os.PathLike, out: str | os.PathLike, analysis: str | os.PathLike | None = None, **options: Any) -> AtlasRun:
+def write_atlas(
+    store: str | os.PathLike, out: str | os.PathLike, analysis: str | os.PathLike | None = None, **options: Any
+) -> AtlasRun:
     """:func:`atlas_table` of ``store`` written atomically to the Parquet file ``out`` (provenance in its metadata).
 
     Raises
@@ -351,7 +361,9 @@ def write_atlas(store: str | os.PathLike, out: str | os.PathLike, analysis: str 
         raise InputError(f"--out {target} must end in .parquet (Embedding Atlas reads Parquet tables)")
     frame = atlas_table(store, analysis, **options)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    record = provenance({"store": os.fspath(store), "analysis": None if analysis is None else os.fspath(analysis), **options})
+    record = provenance(
+        {"store": os.fspath(store), "analysis": None if analysis is None else os.fspath(analysis), **options}
+    )
     meta = dict(table.schema.metadata or {})
     meta[b"clipgeo"] = json.dumps(to_jsonable(record)).encode("utf-8")
     table = table.replace_schema_metadata(meta)
@@ -372,6 +384,9 @@ def open_atlas(
     """
     exe = atlas_installed()
     if exe is None:
-        raise InputError("embedding-atlas is not installed; pip install 'clipgeo[atlas]', or run: " + shlex.join(atlas_command(path, columns=columns)))
+        raise InputError(
+            "embedding-atlas is not installed; pip install 'clipgeo[atlas]', or run: "
+            + shlex.join(atlas_command(path, columns=columns))
+        )
     cmd = [exe, *atlas_command(path, columns=columns, host=host, port=port)[1:]]
     return subprocess.Popen(cmd, **popen)

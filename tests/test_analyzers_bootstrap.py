@@ -108,3 +108,13 @@ def test_captions_follow_their_image():
 def test_bad_n_boot():
     with pytest.raises(InputError, match="n_boot must be at least 2"):
         bs.bootstrap(np.ones((3, 2)), n_boot=1)
+
+
+def test_chunked_draws_equal_one_chunk(pairs, monkeypatch):
+    img, txt = pairs
+    whole = bs.bootstrap(img, txt, n_boot=7, seed=4)
+    monkeypatch.setattr(bs, "_CHUNK_ELEMENTS", 2 * len(img))  # two draws per chunk
+    chunked = bs.bootstrap(img, txt, n_boot=7, seed=4)
+    assert set(whole.draws) == set(chunked.draws)
+    for key, values in whole.draws.items():
+        np.testing.assert_allclose(chunked.draws[key], values, rtol=1e-12, err_msg=key)

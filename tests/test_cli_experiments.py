@@ -127,3 +127,24 @@ def test_extremes_list_an_image_stored_once_per_caption_once(tmp_path):
     data = json.loads((tmp_path / "o" / "conformity_extremes.json").read_text())
     shown = [e["row"] for e in data["modalities"]["image"]["top"]]
     assert len({row // 3 for row in shown}) == len(shown) == 5
+
+
+def test_report_json_carries_the_keys_the_checks_read(store, tmp_path):
+    report = analyze(read_store(store), linear_cv=False, bootstrap=0)
+    report.write(tmp_path / "r")
+    data = json.loads((tmp_path / "r" / "report.json").read_text())
+    cs = data["centroid_shift"]
+    for key in ("alpha", "loss", "alignment", "uniformity", "wang_isola_alignment", "wang_isola_uniformity_image",
+                "conformity_kl", "conformity_kl_estimate", "argmin_loss", "argmin_at_edge", "pairs_used",
+                "repetitions", "batches"):  # fmt: skip
+        assert key in cs, key
+    assert cs["pairs_used"] == 60 and cs["repetitions"] == 5 and cs["batches"] == 1
+    for m in ("image", "text"):
+        shell = data["mahalanobis_shell"][m]
+        assert {"cv", "cv_in_sample", "euclidean_cv", "thinner_than_euclidean"} <= set(shell)
+        assert shell["thinner_than_euclidean"] == (shell["cv"] < shell["euclidean_cv"])  # the held-out verdict
+    sep = data["separability"]
+    assert {"best_pair", "best_pair_ties", "modality_label_features"} <= set(sep)
+    assert {3, 11} <= set(sep["modality_label_features"])
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "held-out d_M" in text and "in-sample cv" in text and "estimate_unit" in text

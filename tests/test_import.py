@@ -126,7 +126,7 @@ def test_cli_bad_inputs(tmp_path, rng):
         (["--image", tmp_path / "missing.npy", "--text", good], ["does not exist"]),
         (["--image", tmp_path / "x.txt", "--text", good], ["unknown format", ".npy"]),
         (["--image", _bad(tmp_path, "nan.npy", nan), "--text", good], ["2 row", "rows 1, 3"]),
-        (["--image", _bad(tmp_path, "inf.npy", np.full((2, 4), np.inf)), "--text", good], ["nan or inf"]),
+        (["--image", _bad(tmp_path, "inf.npy", np.full((5, 4), np.inf)), "--text", good], ["nan or inf"]),
         (["--image", _bad(tmp_path, "one.npy", np.ones(4)), "--text", good], ["1-d", "reshape"]),
         (["--image", _bad(tmp_path, "three.npy", np.ones((2, 5, 4))), "--text", good], ["3-d", "FILE:0"]),
         (["--image", _bad(tmp_path, "d8.npy", np.ones((5, 8))), "--text", good], ["dimension 8", "4"]),

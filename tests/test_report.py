@@ -97,7 +97,8 @@ def test_tables_hold_what_the_figures_need(written, planted):
 def test_report_md_states_claims_beside_the_data(written):
     _, out, _ = written
     text = (out / "report.md").read_text()
-    assert "separate image from text alone (100 %)" in text
+    assert "modality-label feature(s) (criterion: single-threshold balanced accuracy ≥ 95 %" in text
+    assert "of them at 100 %" in text
     assert "4, 20" in text or "20, 4" in text
     assert "thin shell: centred norm" in text and "sqrt(tr C)" in text
     assert "loss is lowest at α =" in text

@@ -18,7 +18,7 @@ function                   measures                       SPEC
 :func:`conformity`         exact conformity + estimates   §7
 :func:`centroid_shift`     InfoNCE / KL vs mean shift α   §8
 :func:`alignment_uniformity`  Wang & Isola metrics        §8
-:func:`cosine_gradient`    ∂cos/∂u vs ||u||               §9
+:func:`cosine_gradient`    |Δcos| under a fixed move      §9
 :func:`pca_projection`     2-D picture of the gap         §10
 :func:`pair_conformity`    C_img vs C_txt over pairs      §12
 :func:`retrieval_by_conformity`  rank vs conformity decile  §12

@@ -24,6 +24,8 @@ from ._result import Result
 
 #: default number of bootstrap draws (``clipgeo analyze --bootstrap``)
 DEFAULT_N_BOOT = 200
+#: (rows × draws) elements of one chunk of the per-row bootstrap arrays (32 MB of float64)
+_CHUNK_ELEMENTS = 4_000_000
 #: largest 2/τ for which one constant shift keeps every exp(S - 1/τ) above float64 underflow
 _CONSTANT_SHIFT_LIMIT = 600.0
 
@@ -345,35 +347,42 @@ def bootstrap(
     weights = {"image": w_img, "text": w_txt}
     draws: dict[str, np.ndarray] = {}
     notes: dict[str, str] = {}
-    per: dict[str, _Modality] = {}
-    for m, x in arrays.items():
-        if len(x) < 3:
-            continue
-        res = _modality_draws(x, weights[m])
-        per[m] = res
-        draws[f"ellipsoid_offset.{m}.ratio"] = res.offset_ratio
-        draws[f"thin_shell.{m}.relative_thickness"] = res.relative_thickness
-        draws[f"conformity.{m}.mean"] = res.conformity_mean
-        draws[f"conformity.{m}.pearson"] = res.conformity_pearson
-    if "image" in per and "text" in per:
-        draws["modality_gap.l2_centroid_distance"] = np.linalg.norm(
-            per["image"].unit_mean - per["text"].unit_mean, axis=1
-        )
-        rows_img, rows_txt = matched_pairs(link)
-        if len(rows_img) >= 2:
-            wp = w_txt[:, rows_txt]  # (B, n_pairs): a pair's multiplicity is its caption's (= its image's)
-            total = wp.sum(axis=1)
-            ua, ub = unit_rows(arrays["image"][rows_img]), unit_rows(arrays["text"][rows_txt])
-            cos = np.einsum("ij,ij->i", ua, ub)
-            dist = np.linalg.norm(ua - ub, axis=1)
-            draws["gap_metrics.l2i"] = (wp @ dist) / total
-            d_m = np.maximum((1.0 - (wp @ cos) / total) / 2.0, D_M_FLOOR)
-            d_i = (1.0 - per["image"].conformity_mean) / 2.0
-            d_t = (1.0 - per["text"].conformity_mean) / 2.0
-            draws["gap_metrics.rmg"] = d_m / (d_m + 0.5 * (d_i + d_t))
-            draws["pair_conformity.pearson"] = _weighted_pearson_columns(
-                per["image"].conformity[rows_img], per["text"].conformity[rows_txt], wp
+    rows_img, rows_txt = matched_pairs(link)
+    both = "image" in arrays and "text" in arrays and n_i >= 3 and n_t >= 3
+    # draws in chunks, so that the (rows × draws) arrays stay near _CHUNK_ELEMENTS elements
+    step = max(1, int(_CHUNK_ELEMENTS // max(n_i, n_t, 1)))
+    parts: list[dict[str, np.ndarray]] = []
+    for lo in range(0, n_boot, step):
+        sl = slice(lo, min(lo + step, n_boot))
+        per = {m: _modality_draws(x, weights[m][sl]) for m, x in arrays.items() if len(x) >= 3}
+        part: dict[str, np.ndarray] = {}
+        for m, res in per.items():
+            part[f"ellipsoid_offset.{m}.ratio"] = res.offset_ratio
+            part[f"thin_shell.{m}.relative_thickness"] = res.relative_thickness
+            part[f"conformity.{m}.mean"] = res.conformity_mean
+            part[f"conformity.{m}.pearson"] = res.conformity_pearson
+        if both:
+            part["modality_gap.l2_centroid_distance"] = np.linalg.norm(
+                per["image"].unit_mean - per["text"].unit_mean, axis=1
             )
+            if len(rows_img) >= 2:
+                wp = w_txt[sl][:, rows_txt]  # (b, n_pairs): a pair's multiplicity is its caption's (= its image's)
+                total = wp.sum(axis=1)
+                ua, ub = unit_rows(arrays["image"][rows_img]), unit_rows(arrays["text"][rows_txt])
+                cos = np.einsum("ij,ij->i", ua, ub)
+                dist = np.linalg.norm(ua - ub, axis=1)
+                part["gap_metrics.l2i"] = (wp @ dist) / total
+                d_m = np.maximum((1.0 - (wp @ cos) / total) / 2.0, D_M_FLOOR)
+                d_i = (1.0 - per["image"].conformity_mean) / 2.0
+                d_t = (1.0 - per["text"].conformity_mean) / 2.0
+                part["gap_metrics.rmg"] = d_m / (d_m + 0.5 * (d_i + d_t))
+                part["pair_conformity.pearson"] = _weighted_pearson_columns(
+                    per["image"].conformity[rows_img], per["text"].conformity[rows_txt], wp
+                )
+        parts.append(part)
+    for key in parts[0]:
+        draws[key] = np.concatenate([p[key] for p in parts])
+    if both:
         if separability_features is not None:
             feats = np.asarray(separability_features, dtype=np.int64).reshape(-1)
             if len(feats):

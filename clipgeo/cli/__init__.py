@@ -23,6 +23,7 @@ from . import probe as _probe  # noqa: E402,F401
 from . import report as _report  # noqa: E402,F401
 from . import simulate as _simulate  # noqa: E402,F401
 from . import store as _store  # noqa: E402,F401
+from . import study as _study  # noqa: E402,F401
 from . import train as _train  # noqa: E402,F401
 from . import whiten as _whiten  # noqa: E402,F401
 from ._app import app

@@ -84,8 +84,11 @@ def analyze_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", help="Streaming: worker processes of the local Dask cluster (default 2)."),
     sample_size: int = typer.Option(100_000, "--sample-size", help="Streaming: matched pairs sampled (seeded, uniform) for the analyses that need rows together."),
     connect_timeout: float = typer.Option(10.0, "--connect-timeout", help="Streaming: seconds to wait for the --scheduler before giving up."),
+    html: bool = typer.Option(True, "--html/--no-html", help="Also write report.html: one self-contained page with the figures (see `clipgeo report`)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Measure the double-ellipsoid geometry of a store and write a report."""
+    from .._progress import quiet_scope
     from ..provenance import provenance
     from ..report import REPORT_JSON, REPORT_MD, analyze
     from ..store import read_store
@@ -119,7 +122,7 @@ def analyze_cmd(
             raise InputError(f"--sample-size must be at least 2, got {sample_size}")
         record = {**config.to_dict(), "store": str(store), "allow_incomplete": allow_incomplete, "threads": threads,
                   "scheduler": scheduler, "workers": workers}
-        with _thread_limit(threads):
+        with _thread_limit(threads), quiet_scope(quiet):
             report = analyze_store(store, out, config, scheduler=scheduler, workers=workers, allow_incomplete=allow_incomplete,
                                    connect_timeout=connect_timeout,
                                    stream=StreamConfig(sample_size=sample_size, seed=seed, n_extremes=config.n_extremes),
@@ -130,7 +133,7 @@ def analyze_cmd(
         if "://" in store:
             raise InputError(f"{store} is a URL; analyze it with --streaming")
         es = read_store(store, allow_incomplete=allow_incomplete)
-        with _thread_limit(threads):
+        with _thread_limit(threads), quiet_scope(quiet):
             report = analyze(es, config)
         record = {**report.config, "store": str(store), "allow_incomplete": allow_incomplete, "threads": threads}
         files = report.write(out, provenance=provenance(record))
@@ -162,7 +165,16 @@ def analyze_cmd(
         lines.append(f"  gap metrics      L2M {gm.l2m:.4f}, L2I {gm.l2i:.4f}, RMG {gm.rmg:.4f} (SPEC §12)")
     for name, reason in report.skipped.items():
         lines.append(f"  skipped {name}: {reason}")
-    lines.append(f"wrote {files[REPORT_JSON]}, {files[REPORT_MD]} and tables in {out}")
+    if html:
+        from .._progress import progress
+        from ..report import write_html
+
+        with quiet_scope(quiet):
+            page = write_html([out], reports=None if streaming else [report],
+                              progress=lambda names: progress(names, desc="figures", unit="fig"))
+        lines.append(f"wrote {files[REPORT_JSON]}, {files[REPORT_MD]}, {page.path} and tables in {out}")
+    else:
+        lines.append(f"wrote {files[REPORT_JSON]}, {files[REPORT_MD]} and tables in {out}")
     typer.echo("\n".join(lines))
     for message in report.warnings:
         warn(message)

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import InputError
 from ._app import app
 from ._options import flag_errors
 
@@ -16,15 +17,23 @@ def atlas_cmd(
     store: Path = typer.Argument(..., help="Store directory (written by `clipgeo extract` or `clipgeo import`)."),
     out: Path = typer.Option(..., "--out", help="The Parquet file to write (e.g. table.parquet)."),
     analysis: Optional[Path] = typer.Option(
-        None, "--analysis", help="A `clipgeo analyze` output of this store: its per-row numbers are used, not recomputed."
+        None,
+        "--analysis",
+        help="A `clipgeo analyze` output of this store: its per-row numbers are used, not recomputed.",
     ),
-    n_features: int = typer.Option(5, "--features", help="Columns feature_<k> for this many of the most separating features."),
-    neighbors: int = typer.Option(15, "--neighbors", help="Nearest neighbours per row (cosine, itself included; 0: no column)."),
+    n_features: int = typer.Option(
+        5, "--features", help="Columns feature_<k> for this many of the most separating features."
+    ),
+    neighbors: int = typer.Option(
+        15, "--neighbors", help="Nearest neighbours per row (cosine, itself included; 0: no column)."
+    ),
     umap: Optional[bool] = typer.Option(
         None, "--umap/--no-umap", help="Add umap_x, umap_y (default: when umap-learn is installed)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the Mahalanobis folds and the UMAP."),
-    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Read the finished shards of an unfinished store."),
+    allow_incomplete: bool = typer.Option(
+        False, "--allow-incomplete", help="Read the finished shards of an unfinished store."
+    ),
     open_: bool = typer.Option(
         False, "--open", help="Start embedding-atlas on the table (needs clipgeo[atlas]); otherwise print the command."
     ),
@@ -36,6 +45,9 @@ def atlas_cmd(
 
     from ..atlas import atlas_command, atlas_installed, open_atlas, write_atlas
 
+    for flag, value in (("--features", n_features), ("--neighbors", neighbors)):
+        if value < 0:
+            raise InputError(f"{flag} must be 0 or more, got {value}")
     with flag_errors(atlas_cmd, aliases={"n_features": "features"}):
         run = write_atlas(
             store, out, analysis, n_features=n_features, neighbors=neighbors, umap=umap, seed=seed,
@@ -50,7 +62,9 @@ def atlas_cmd(
         typer.echo("embedding-atlas is not installed (pip install 'clipgeo[atlas]'); run this once it is:")
         typer.echo(f"  {command}")
         return
-    typer.echo(f"starting: {shlex.join(atlas_command(run.path, columns=run.columns, host=host, port=port))}  (Ctrl-C stops it)")
+    typer.echo(
+        f"starting: {shlex.join(atlas_command(run.path, columns=run.columns, host=host, port=port))}  (Ctrl-C stops it)"
+    )
     proc = open_atlas(run.path, host=host, port=port, columns=run.columns)
     try:
         proc.wait()

@@ -40,7 +40,9 @@ def report_cmd(
     from ..report._html import write_html
 
     if figures and len(figures) != len(analyses):
-        raise InputError(f"{len(figures)} --figures folder(s) for {len(analyses)} analyses; give one per analysis, in order")
+        raise InputError(
+            f"{len(figures)} --figures folder(s) for {len(analyses)} analyses; give one per analysis, in order"
+        )
     with quiet_scope(quiet):
         run = write_html(
             analyses,

@@ -348,8 +348,7 @@ def comparison_figure(table: Any) -> tuple[Any, dict[str, Any]]:
 
 @register(
     "pair_conformity_disagreements",
-    "The matched pairs whose image and caption conformity disagree most: thumbnail (when the image path is "
-    "readable) and caption, with C_img and C_txt",
+    "The pairs whose image and caption conformity disagree most: thumbnail (if readable), caption, C_img, C_txt",
     "§12",
 )
 def pair_conformity_disagreements(inp: FigureInput) -> tuple[Any, dict[str, Any]]:

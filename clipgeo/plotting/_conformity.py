@@ -45,7 +45,7 @@ def conformity_estimate(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     )
     r_text = ", ".join(f"{r.pearson:.5f} ({m})" for m, r in results.items())
     excess = {m: _excess(r) for m, r in results.items()}
-    excess_text = ", ".join(f"{100 * v:.0f} % ({m})" for m, v in excess.items() if v is not None)
+    excess_text = ", ".join(f"{100 * v:.2g} % ({m})" for m, v in excess.items() if v is not None)
     fig, axes, data = new_figure(
         inp,
         f"Exact conformity vs cos(x, raw mean): r = {r_text}",
@@ -81,7 +81,7 @@ def conformity_estimate(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         lo = min(float(np.min(r.estimate)), float(np.min(r.unit_estimate)), float(exact.min()))
         hi = max(float(np.max(r.estimate)), float(np.max(r.unit_estimate)), float(exact.max()))
         ax.plot([lo, hi], [lo, hi], color=REFERENCE, linestyle=":", linewidth=1.0, label="y = x")
-        ax.set_title(f"{m}: estimate_unit reads {100 * (excess[m] or 0):.0f} % above the exact value")
+        ax.set_title(f"{m}: estimate_unit reads {100 * (excess[m] or 0):.2g} % above the exact value")
         ax.set(xlabel="one-cosine estimate (cosine)", ylabel="exact conformity C(x_j) (mean cosine)")
         ax.legend(loc="upper left", markerscale=2, fontsize=6.5)
         entry["estimate_unit_excess"] = excess[m]
@@ -167,16 +167,34 @@ def _dedupe_keys(inp: FigureInput, modality: str, labels: list[str]) -> list[Any
     return keys if any(labels) else None
 
 
-def _thumbnail(path: str, size: int = 160):
-    """The image at ``path`` as an RGB array of at most ``size`` pixels a side, or None when it cannot be read."""
+def _image_dirs(inp: FigureInput) -> list[str]:
+    """Folders named in the store's ``source`` (e.g. ``folder:/data/images:/data/captions.csv``): where a
+    relative image path may live."""
+    import re
+    from pathlib import Path
+
+    source = str(inp.meta.get("source") or "")
+    dirs = []
+    for token in re.split(r"[:,;=\s]+", source):
+        if token and token not in dirs and Path(token).is_dir():
+            dirs.append(token)
+    return dirs
+
+
+def _thumbnail(path: str, dirs: list[str] = (), size: int = 160):
+    """The image at ``path`` (or at ``dir/path`` for a relative path) as an RGB array of at most ``size``
+    pixels a side, or None when it cannot be read."""
     from pathlib import Path
 
     try:
         from PIL import Image
 
-        if not path or not Path(path).is_file():
+        if not path:
             return None
-        with Image.open(path) as img:
+        found = next((c for c in [Path(path), *(Path(d) / path for d in dirs)] if c.is_file()), None)
+        if found is None:
+            return None
+        with Image.open(found) as img:
             img = img.convert("RGB")
             img.thumbnail((size, size))
             return np.asarray(img)
@@ -200,8 +218,9 @@ def conformity_extremes(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     for m, r in results.items():
         picks[m] = r.extremes(k, labels=_dedupe_keys(inp, m, labels[m]))
         if m == "image" and paths is not None and len(paths) == len(r.values):
+            dirs = _image_dirs(inp)
             for i in np.concatenate(picks[m]):
-                thumb = _thumbnail(str(paths[int(i)]))
+                thumb = _thumbnail(str(paths[int(i)]), dirs)
                 if thumb is not None:
                     thumbs[int(i)] = thumb
     usable = [m for m in results if any(labels[m]) or (m == "image" and thumbs)]

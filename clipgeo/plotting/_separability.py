@@ -81,8 +81,8 @@ def separating_features(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
         title = f"Named features, single-threshold accuracy: {shown}"
     elif label:
         top = label[:N_LABEL]
-        more = f"; the top {len(top)} shown" if len(label) > len(top) else ""
-        title = f"{len(label)} feature(s) separate image from text ≥ 95 % on their own ({perfect} at 100 %){more}"
+        more = f"; top {len(top)} shown" if len(label) > len(top) else ""
+        title = f"{len(label)} feature(s) separate image from text ≥ 95 % alone ({perfect} at 100 %){more}"
     else:
         top = [int(k) for k in sep.ranking[: min(N_TOP, len(sep.ranking))]]
         title = f"No feature separates ≥ 95 % on its own; the best, feature {best}, {100 * sep.threshold_accuracy[best]:.1f} %"

@@ -13,15 +13,16 @@ from ._style import MODALITY_COLORS, REFERENCE, SEQUENTIAL_CMAP, SERIES
 
 
 def _log_ticks(ax, axis: str = "x") -> None:
-    """A log axis whose span may be under a decade: ticks at 1, 1.2, 1.5, 2, 3, 5, 7 × 10^k, plain labels."""
+    """A log axis with plain labels at 1, 2, 5 × 10^k (1, 1.2, 1.5, 2, 3, 5, 7 × 10^k within a decade)."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     log_axis(ax, axis)
     lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
-    if not (lo > 0 and hi > lo) or np.log10(hi / lo) > 1.5:
+    if not (lo > 0 and hi > lo) or np.log10(hi / lo) > 3:
         return
+    mantissas = (1, 2, 5) if np.log10(hi / lo) > 1 else (1, 1.2, 1.5, 2, 3, 5, 7)
     decades = np.arange(np.floor(np.log10(lo)) - 1, np.ceil(np.log10(hi)) + 1)
-    ticks = [m * 10.0**k for k in decades for m in (1, 1.2, 1.5, 2, 3, 5, 7)]
+    ticks = [m * 10.0**k for k in decades for m in mantissas]
     ticks = [t for t in ticks if lo <= t <= hi]
     target = ax.xaxis if axis == "x" else ax.yaxis
     target.set_major_locator(FixedLocator(ticks))
@@ -74,7 +75,7 @@ def centroid_shift(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     paper = PAPER["centroid_shift_loss"]
     fig, axes, data = new_figure(
         inp,
-        f"Centroid shift x − α·m_img: loss lowest at {loss_at}, conformity KL at {_lowest(cs, 'conformity_kl')}",
+        f"Centroid shift: loss lowest at {loss_at}, conformity KL at {_lowest(cs, 'conformity_kl')}",
         nrows=2,
         ncols=2,
         height=5.6,

@@ -18,6 +18,7 @@ module                holds                                                     
 ``_markdown``         the text of report.md                                             _paper
 ``_read``             :func:`read_report`, the inverse of ``_write``                    _names, _rebuild, analyzers
 ``_rebuild``          result objects from JSON summaries + table columns (any reader)   numpy
+``_html``             report.html: the self-contained page, one analysis or side by side  jinja2, markdown-it
 ====================  ================================================================  ==================
 
 The files (names in :mod:`clipgeo.report._names`): ``report.json``, ``report.md``, ``features.csv``,
@@ -38,6 +39,7 @@ _EXPORTS = {
     "PAPER": "._paper",
     "REPORT_JSON": "._names",
     "REPORT_MD": "._names",
+    "REPORT_HTML": "._names",
     "OUTPUT_FILES": "._names",
     "PAPER_MODEL": "._paper",
     "PaperValue": "._paper",
@@ -46,6 +48,8 @@ _EXPORTS = {
     "read_report": "._read",
     "write_report": "._write",
     "render_markdown": "._markdown",
+    "render_html": "._html",
+    "write_html": "._html",
 }
 
 __all__ = list(_EXPORTS)

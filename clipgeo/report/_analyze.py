@@ -142,12 +142,18 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
                 "extract raw embeddings (`clipgeo extract`, encode_*(x, normalize=False)) to measure them"
             )
 
+    from .._progress import progress
+
+    bar = progress(desc="analyze", unit="step")  # one tick per analysis (shown on a terminal only)
+
     def run(name: str, fn, *args, **kwargs):
+        bar.set_postfix_str(name, refresh=False)
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", az.UnitNormWarning)
             result = fn(*args, **kwargs)
         report.timings[name] = report.timings.get(name, 0.0) + time.perf_counter() - start
+        bar.update(1)
         return result
 
     # per modality
@@ -256,4 +262,5 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
 
     # the theory of SPEC §3, independent of the data (drawn by the thin_shell_theory figure)
     report.thin_shell_theory = thin_shell_curve(seed=cfg.seed)
+    bar.close()
     return report

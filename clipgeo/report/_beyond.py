@@ -42,6 +42,9 @@ def whitening_csv(modality: str) -> str:
     return f"whitening_{modality}.csv"
 
 
+#: above this many image × text cosines the retrieval scan (O(N_i N_t d)) is skipped with the reason
+RETRIEVAL_MAX_COSINES = 2.5e9
+
 #: every file this module may write (a new report removes the old ones first)
 OUTPUT_FILES = (PAIRS_CSV, SPECTRUM_CSV, COMMONNESS_CSV, BOOTSTRAP_CSV, *(whitening_csv(m) for m in MODALITIES))
 
@@ -154,9 +157,15 @@ def run_beyond(
         beyond.gap_metrics = run("gap_metrics", az.gap_metrics, image, text, link)
         given = {"image_conformity": conf.get("image"), "text_conformity": conf.get("text")}
         beyond.pair_conformity = run("pair_conformity", az.pair_conformity, image, text, link, **given)
-        beyond.retrieval_by_conformity = run(
-            "retrieval_by_conformity", az.retrieval_by_conformity, image, text, link, **given
-        )
+        if len(image) * len(text) <= RETRIEVAL_MAX_COSINES:
+            beyond.retrieval_by_conformity = run(
+                "retrieval_by_conformity", az.retrieval_by_conformity, image, text, link, **given
+            )
+        else:
+            report.skipped["retrieval_by_conformity"] = (
+                f"{len(image)} × {len(text)} cosines exceed {RETRIEVAL_MAX_COSINES:.2g}; run "
+                "clipgeo.retrieval_by_conformity on the arrays (or a subset) directly"
+            )
     else:
         reason = "needs image and text rows with at least 2 matched pairs"
         for name in ("gap_metrics", "pair_conformity", "retrieval_by_conformity"):

@@ -13,8 +13,9 @@ analysis has a ``bootstrap`` key, the figures, and the numbers of ``report.json`
 collapsed ``<details>``.  Keys of ``report.json`` and sections of ``report.md`` that no entry of
 :data:`SECTIONS` names (new analyses) get a section of their own, after the known ones.
 
->>> from clipgeo.report.html import write_html          # doctest: +SKIP
->>> write_html(["analysis/trained", "analysis/untrained"], "side_by_side/", labels=["trained", "untrained"])
+>>> from clipgeo.report import write_html
+>>> write_html("analysis/trained")                     # doctest: +SKIP  (-> analysis/trained/report.html)
+>>> write_html(["analysis/trained", "analysis/untrained"], "side_by_side/", labels=["trained", "untrained"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from ._names import REPORT_HTML
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._result import Report
 
-REPORT_HTML = "report.html"
 #: resolution of the figures drawn for the page (a figures folder's PNGs are embedded as they are)
 HTML_DPI = 100
 #: rows of a CSV table shown in a section's collapsed table
@@ -154,7 +155,9 @@ def verdict_modality_gap(data: dict[str, Any]) -> list[Verdict]:
     matched, cones = gap.get("mean_matched_cosine"), (gap.get("image_cone"), gap.get("text_cone"))
     rule = "holds when a matched image–caption pair is less alike (mean cosine) than two rows of the same modality"
     if matched is None or None in cones:
-        return [Verdict("measured", f"l2 centroid distance of the unit rows {dist} (no matched pairs to compare)", rule)]
+        return [
+            Verdict("measured", f"l2 centroid distance of the unit rows {dist} (no matched pairs to compare)", rule)
+        ]
     apart = matched < min(cones)
     text = (
         f"l2 centroid distance {dist}; matched-pair cosine {fmt(matched, 3)} vs within-modality "
@@ -178,7 +181,7 @@ def verdict_separability(data: dict[str, Any]) -> list[Verdict]:
         + (f" ({shown})" if shown else "")
         + f"; best single feature {top.get('feature', 'n/a')}: "
         + with_interval(data, "separability.best_threshold_accuracy", best, percent=True)
-        + f"; all features, 5-fold CV: {pct(cv)}"
+        + ("" if cv is None else f"; all features, 5-fold CV: {pct(cv)}")
     )
     rule = "holds when at least one raw feature alone reaches 95 % balanced accuracy; partly when only all features together do"
     if count:
@@ -258,7 +261,9 @@ def verdict_offset(data: dict[str, Any]) -> list[Verdict]:
 
 def verdict_conformity(data: dict[str, Any]) -> list[Verdict]:
     out = []
-    rule = "holds when cos(x, raw mean) predicts the exact conformity with Pearson r ≥ 0.99 (paper 0.9998), partly ≥ 0.9"
+    rule = (
+        "holds when cos(x, raw mean) predicts the exact conformity with Pearson r ≥ 0.99 (paper 0.9998), partly ≥ 0.9"
+    )
     for m, res in _modalities(data, "conformity"):
         r = res.get("pearson")
         text = (
@@ -279,7 +284,7 @@ def verdict_centroid_shift(data: dict[str, Any]) -> list[Verdict]:
     if not isinstance(cs, dict):
         return []
     alphas = [a for a in (cs.get("alpha") or []) if a is not None]
-    step = min((abs(b - a) for a, b in zip(alphas, alphas[1:]) if b != a), default=0.1)
+    step = min((abs(b - a) for a, b in zip(alphas, alphas[1:], strict=False) if b != a), default=0.1)
     ref = cs.get("reference_alpha", 0.0) or 0.0
     loss, kl = cs.get("argmin_loss"), cs.get("argmin_conformity_kl")
 
@@ -569,11 +574,15 @@ def check_analysis_dir(directory: str | os.PathLike) -> dict[str, Any]:
     if not root.exists():
         raise InputError(f"{root} does not exist; give a `clipgeo analyze` output directory")
     if not root.is_dir():
-        raise InputError(f"{root} is a file; give a `clipgeo analyze` output directory (the folder holding {REPORT_JSON})")
+        raise InputError(
+            f"{root} is a file; give a `clipgeo analyze` output directory (the folder holding {REPORT_JSON})"
+        )
     path = root / REPORT_JSON
     if not path.is_file():
         hint = " (it is a store: run `clipgeo analyze` on it first)" if (root / "manifest.json").is_file() else ""
-        raise InputError(f"{root} is not an analysis: it has no {REPORT_JSON}{hint}; give a `clipgeo analyze` output directory")
+        raise InputError(
+            f"{root} is not an analysis: it has no {REPORT_JSON}{hint}; give a `clipgeo analyze` output directory"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -811,7 +820,10 @@ def csv_preview(path: Path) -> tuple[list[str], list[list[str]], int] | None:
     except (OSError, ValueError):
         return None
     columns = [str(c) for c in frame.columns[:16]]
-    rows = [[show(v.item() if hasattr(v, "item") else v) for v in row] for row in frame[columns].head(PREVIEW_ROWS).itertuples(index=False)]
+    rows = [
+        [show(v.item() if hasattr(v, "item") else v) for v in row]
+        for row in frame[columns].head(PREVIEW_ROWS).itertuples(index=False)
+    ]
     return columns, rows, len(frame)
 
 
@@ -924,7 +936,7 @@ def _build_sections(analyses: Sequence[Analysis]) -> list[Section]:
     sections = []
     for spec in specs:
         columns = []
-        for a, chunks in zip(analyses, chunk_of):
+        for a, chunks in zip(analyses, chunk_of, strict=True):
             data = a.data
             block = {k: data[k] for k in spec.data_keys if k in data and data[k] is not None}
             verdicts = spec.verdict(data) if spec.verdict is not None else []
@@ -998,12 +1010,17 @@ def page_warnings(analyses: Sequence[Analysis]) -> list[str]:
                 out.append(tag + f"{m} rows are already unit-norm: the raw-space analyses are degenerate")
         config = _get(a.data, "provenance", "config") or {}
         if config.get("allow_incomplete") and not any("incomplete" in str(w) for w in a.data.get("warnings") or []):
-            out.append(tag + "analyzed with --allow-incomplete: the store may have been unfinished (only its finished shards were read)")
+            out.append(
+                tag
+                + "analyzed with --allow-incomplete: the store may have been unfinished (only its finished shards were read)"
+            )
     if many:
         dims = {a.label: a.data.get("dim") for a in analyses}
         if len(set(dims.values())) > 1:
             shown = ", ".join(f"{k} d = {v}" for k, v in dims.items())
-            out.append(f"the analyses have different dimensions ({shown}): feature indices and per-feature figures do not correspond")
+            out.append(
+                f"the analyses have different dimensions ({shown}): feature indices and per-feature figures do not correspond"
+            )
     return out
 
 
@@ -1034,7 +1051,9 @@ def render_html(analyses: Sequence[Analysis], *, title: str | None = None) -> st
         for col in section.columns:
             col.chunks = [MarkdownChunk(c.heading, Markup(c.html)) for c in col.chunks]
     if title is None:
-        title = "clipgeo report: " + (analyses[0].model if len(analyses) == 1 else " vs ".join(a.label for a in analyses))
+        title = "clipgeo report: " + (
+            analyses[0].model if len(analyses) == 1 else " vs ".join(a.label for a in analyses)
+        )
     summary = [s for s in sections if any(v.status != "measured" for c in s.columns for v in c.verdicts)]
     return _template().render(
         title=title,
@@ -1046,7 +1065,9 @@ def render_html(analyses: Sequence[Analysis], *, title: str | None = None) -> st
         sections=sections,
         summary=summary,
         skipped=[(a.label, dict(a.data.get("skipped") or {})) for a in analyses],
-        configs=[(a.label, json.dumps(_get(a.data, "provenance", "config") or {}, indent=1, default=str)) for a in analyses],
+        configs=[
+            (a.label, json.dumps(_get(a.data, "provenance", "config") or {}, indent=1, default=str)) for a in analyses
+        ],
         versions=[(a.label, _get(a.data, "provenance", "versions") or {}) for a in analyses],
         files=[(a.label, a.data.get("files") or []) for a in analyses],
         generated=now_iso(),
@@ -1077,7 +1098,9 @@ def output_path(directories: Sequence[str | os.PathLike], out: str | os.PathLike
     dirs = [Path(d) for d in directories]
     if out is None:
         if len(dirs) > 1:
-            raise InputError("side-by-side mode writes one page for several analyses: give --out DIR (outside each analysis directory)")
+            raise InputError(
+                "side-by-side mode writes one page for several analyses: give --out DIR (outside each analysis directory)"
+            )
         return dirs[0] / REPORT_HTML
     target = Path(out)
     if target.suffix.lower() in (".html", ".htm"):

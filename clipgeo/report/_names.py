@@ -25,6 +25,8 @@ MODALITIES = ("image", "text")
 # -- files -----------------------------------------------------------------------------------------
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
+#: the self-contained page of :mod:`._html` (``clipgeo analyze --html``, ``clipgeo report``)
+REPORT_HTML = "report.html"
 FEATURES_CSV = "features.csv"
 CENTROID_SHIFT_CSV = "centroid_shift.csv"
 COSINE_GRADIENT_CSV = "cosine_gradient.csv"
@@ -43,7 +45,7 @@ def covariance_npy(modality: str) -> str:
 
 #: every file a report directory may hold (a new report removes the old ones first)
 OUTPUT_FILES = (
-    REPORT_JSON, REPORT_MD, FEATURES_CSV, *(rows_csv(m) for m in MODALITIES), *(covariance_npy(m) for m in MODALITIES),
+    REPORT_JSON, REPORT_MD, REPORT_HTML, FEATURES_CSV, *(rows_csv(m) for m in MODALITIES), *(covariance_npy(m) for m in MODALITIES),
     CENTROID_SHIFT_CSV, COSINE_GRADIENT_CSV, THIN_SHELL_THEORY_CSV,
 )  # fmt: skip
 

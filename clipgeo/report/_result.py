@@ -96,7 +96,7 @@ class Report:
         """Everything in ``report.json`` except provenance and the file list: plain JSON values."""
         return _write.summary(self)
 
-    def write(self, out_dir: str | Path, *, provenance: dict[str, Any] | None = None) -> dict[str, Path]:
+    def write(self, out_dir: str | Path, *, provenance: dict[str, Any] | None = None, html: bool = False) -> dict[str, Path]:
         """Write the report directory (see :mod:`clipgeo.report`): computes nothing, writes every file atomically.
 
         Parameters
@@ -106,10 +106,12 @@ class Report:
         provenance : dict, optional
             Extra provenance (e.g. the CLI's); default :func:`clipgeo.provenance.provenance`
             of the analyze config.
+        html : bool
+            Also write the self-contained ``report.html`` (figures drawn from these results; slower).
 
         Returns
         -------
         dict of str to Path
             The files written, by name.
         """
-        return _write.write_report(self, out_dir, provenance=provenance)
+        return _write.write_report(self, out_dir, provenance=provenance, html=html)

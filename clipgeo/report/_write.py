@@ -125,8 +125,13 @@ def rows_table(report: Report, modality: str) -> pd.DataFrame:
     return frame
 
 
-def write_report(report: Report, out_dir: str | Path, *, provenance: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write ``report`` into ``out_dir``; returns the files written, by name (see :meth:`Report.write`)."""
+def write_report(
+    report: Report, out_dir: str | Path, *, provenance: dict[str, Any] | None = None, html: bool = False
+) -> dict[str, Path]:
+    """Write ``report`` into ``out_dir``; returns the files written, by name (see :meth:`Report.write`).
+
+    ``html=True`` also writes ``report.html`` (:func:`clipgeo.report.write_html`, figures drawn from ``report``).
+    """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file; give a directory for the report (--out)")
@@ -166,7 +171,11 @@ def write_report(report: Report, out_dir: str | Path, *, provenance: dict[str, A
     prov = dict(provenance) if provenance is not None else make_provenance(report.config)
     prov.setdefault(n.PROVENANCE_CONFIG, report.config)
     data[n.PROVENANCE] = {n.PROVENANCE_STORE: report.meta, **prov}
-    data[n.FILES] = sorted([*files, n.REPORT_JSON, n.REPORT_MD])
+    data[n.FILES] = sorted([*files, n.REPORT_JSON, n.REPORT_MD, *([n.REPORT_HTML] if html else [])])
     files[n.REPORT_MD] = write_text(out / n.REPORT_MD, render_markdown(report, data))
     files[n.REPORT_JSON] = write_json(out / n.REPORT_JSON, data, indent=2)
+    if html:
+        from ._html import write_html
+
+        files[n.REPORT_HTML] = write_html([out], reports=[report]).path
     return files

@@ -60,8 +60,9 @@ class _ShardSink:
         finite = np.isfinite(block).all(axis=1)
         if not finite.all():
             bad = np.flatnonzero(~finite) + start
-            raise InputError(f"{what} has NaN or inf in row(s) {_rows(bad)} (at least {len(bad)} in rows {start}…"
-                             f"{start + len(block) - 1}); drop or recompute those rows")
+            where = f" (checked rows {start}…{start + len(block) - 1} so far)" if start else ""
+            raise InputError(f"{what} has {len(bad)} row(s) with NaN or inf (rows {_rows(bad)}){where}; "
+                             "drop or recompute those rows")
         self.digest.update(np.ascontiguousarray(block).tobytes())
         if self.unit:
             norms = np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64))
@@ -82,8 +83,7 @@ def _check_out(out: Path, meta: StoreMeta, overwrite: bool) -> None:
                 raise StoreError(f"{out} is not empty and holds no clipgeo store; choose an empty or new directory")
             check_same_model(StoreMeta.from_dict(manifest["meta"]), meta, out)
             if not overwrite:
-                raise StoreError(f"{out} already holds a store of {meta.model_id}; pass overwrite=True (--overwrite) "
-                                 "to replace it")
+                raise StoreError(f"{out} already holds a store of {meta.model_id}; pass overwrite=True to replace it")
 
 
 def _write_atomically(out: Path, meta: StoreMeta, fill) -> Path:
