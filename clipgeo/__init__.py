@@ -21,6 +21,10 @@ _EXPORTS: dict[str, str] = {
     "read_store": "clipgeo.store",
     "write_store": "clipgeo.store",
     "import_embeddings": "clipgeo.store",
+    "iter_store": "clipgeo.store",
+    "import_clip_retrieval": "clipgeo.store",
+    # stores larger than memory (Dask is imported only when an analysis starts)
+    "analyze_store": "clipgeo.stream",
     # errors
     "ClipgeoError": "clipgeo.errors",
     # extraction (torch is imported only when these are used)

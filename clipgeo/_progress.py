@@ -2,7 +2,8 @@
 
 A bar shows only when stderr is a terminal and the caller is not quiet: piped into a file or run by CI, a
 job prints its result lines and no bar.  ``CLIPGEO_PROGRESS=1`` forces bars on (``0`` forces them off),
-whatever the terminal; ``quiet=True`` (the commands' ``--quiet``) turns them off.
+whatever the terminal; :func:`quiet_scope` (the commands' ``--quiet``) turns them off for a block, and
+``show=True/False`` (an explicit ``--progress/--no-progress``) decides for one bar.
 
 >>> from clipgeo._progress import progress
 >>> for name in progress(["a", "b"], desc="figures"):     # doctest: +SKIP
@@ -24,9 +25,12 @@ __all__ = ["enabled", "progress", "quiet_scope"]
 _QUIET = False
 
 
-def enabled(quiet: bool | None = None) -> bool:
-    """Whether a bar shows: not quiet, and ``CLIPGEO_PROGRESS`` says so or stderr is a terminal."""
-    if quiet or (quiet is None and _QUIET):
+def enabled(show: bool | None = None) -> bool:
+    """Whether a bar shows: ``show`` when given (an explicit ``--progress/--no-progress``), else not inside
+    :func:`quiet_scope` and ``CLIPGEO_PROGRESS`` says so or stderr is a terminal."""
+    if show is not None:
+        return bool(show)
+    if _QUIET:
         return False
     forced = os.environ.get("CLIPGEO_PROGRESS", "").strip().lower()
     if forced in ("1", "true", "yes", "on"):
@@ -45,7 +49,7 @@ def progress(
     total: int | None = None,
     desc: str = "",
     unit: str = "it",
-    quiet: bool | None = None,
+    show: bool | None = None,
     leave: bool = False,
 ) -> Any:
     """A tqdm bar around ``iterable`` (or a manual one with ``total``), disabled unless :func:`enabled`.
@@ -57,8 +61,9 @@ def progress(
         Steps of a manual bar (``bar.update(n)``); default ``len(iterable)`` when it has one.
     desc, unit : str
         Label and unit shown.
-    quiet : bool, optional
-        True: no bar; None: the process-wide setting (:func:`quiet_scope`) and the terminal decide.
+    show : bool, optional
+        True: a bar whatever the terminal; False: none; None: :func:`quiet_scope`, ``CLIPGEO_PROGRESS`` and the
+        terminal decide.
     leave : bool
         Keep the finished bar on screen.
 
@@ -76,7 +81,7 @@ def progress(
         unit=unit,
         leave=leave,
         dynamic_ncols=True,
-        disable=not enabled(quiet),
+        disable=not enabled(show),
         file=sys.stderr,
     )
 

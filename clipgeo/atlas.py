@@ -131,12 +131,12 @@ def _analysis_rows(analysis: Path, es: Any) -> tuple[dict[str, dict[str, np.ndar
     for m, count in counts.items():
         if int(data.get(f"n_{m}", -1)) != count:
             raise InputError(
-                f"--analysis {analysis} has {data.get(f'n_{m}')} {m} rows but the store has {count}; "
-                "give the analysis of this store (or leave --analysis out to compute the columns)"
+                f"analysis={str(analysis)!r} has {data.get(f'n_{m}')} {m} rows but the store has {count}; "
+                "give the analysis of this store (or none, and the columns are computed)"
             )
     if int(data.get("dim", -1)) != es.dim or (meta.get("model_id") and meta.get("model_id") != es.meta.model_id):
         raise InputError(
-            f"--analysis {analysis} is of {meta.get('model_id')} (d = {data.get('dim')}), the store of "
+            f"analysis={str(analysis)!r} is of {meta.get('model_id')} (d = {data.get('dim')}), the store of "
             f"{es.meta.model_id} (d = {es.dim}); give the analysis of this store"
         )
     wanted = {
@@ -238,7 +238,7 @@ def atlas_table(
     neighbors = check_count(neighbors, "neighbors", minimum=0)
     if umap and not umap_installed():
         raise InputError(
-            "umap=True needs umap-learn; pip install 'clipgeo[atlas]' (or umap-learn), or leave --umap out"
+            "umap=True needs umap-learn; pip install 'clipgeo[atlas]' (or umap-learn), or pass umap=False"
         )
     es = read_store(store, allow_incomplete=allow_incomplete)
     if es.n_image + es.n_text == 0:
@@ -291,7 +291,7 @@ def atlas_table(
         umap = umap_installed() and len(frame) >= 4
     if umap:
         if len(frame) < 4:
-            raise InputError(f"UMAP needs at least 4 rows, the store has {len(frame)}; leave --umap out")
+            raise InputError(f"UMAP needs at least 4 rows, the store has {len(frame)}; pass umap=False")
         import umap as umap_learn  # the optional extra
 
         reducer = umap_learn.UMAP(
@@ -356,9 +356,9 @@ def write_atlas(
 
     target = Path(out)
     if target.is_dir():
-        raise InputError(f"--out {target} is a directory; give a file name such as {target / 'atlas.parquet'}")
+        raise InputError(f"out={str(target)!r} is a directory; give a file name such as {target / 'atlas.parquet'}")
     if target.suffix.lower() != ".parquet":
-        raise InputError(f"--out {target} must end in .parquet (Embedding Atlas reads Parquet tables)")
+        raise InputError(f"out={str(target)!r} must end in .parquet (Embedding Atlas reads Parquet tables)")
     frame = atlas_table(store, analysis, **options)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     record = provenance(

@@ -7,7 +7,8 @@
 4. analyze both stores (:func:`clipgeo.report.analyze`);
 5. draw every figure from the trained model's analysis (:mod:`clipgeo.plotting`);
 6. write ``report.md``: the paper's claims, the trained and the untrained model's
-   numbers side by side, the figures embedded.
+   numbers side by side, the figures embedded; and ``report.html``, the same two
+   analyses as one self-contained page side by side (:func:`clipgeo.report.write_html`).
 
 Given a folder of real CLIP embeddings (``realdata``: ``--realdata DIR``, default
 ``$CLIPGEO_REALDATA`` or the ``shared/realdata`` folder beside the checkout when it exists),
@@ -96,12 +97,12 @@ class _Steps:
 
 
 def run_demo(config: DemoConfig, log: Callable[[str], None] | None = None) -> Path:
-    """Run the whole demo; returns the path of ``report.md``."""
+    """Run the whole demo; returns the path of ``report.md`` (``report.html`` beside it: both models side by side)."""
     from .data.shapes import CaptionedShapes, write_shapes
     from .data.sources import folder
     from .extract import ExtractOptions, extract
     from .plotting import render_figures
-    from .report import REPORT_JSON, analyze, read_report
+    from .report import REPORT_JSON, analyze, read_report, write_html
     from .store import read_store, status
     from .train.trainer import TrainConfig, train
 
@@ -194,7 +195,12 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] | None = None) -> Pa
     metrics = _training_table(run_dir / "metrics.csv")
     report = out / "report.md"
     report.write_text(_render(config, reports, fig_dir, run_dir, metrics, real_section, out, time.perf_counter() - t_all))
-    steps.done(t, str(report))
+    # the same two analyses as one self-contained page, side by side (the trained model's figures as drawn above)
+    page = write_html(
+        [out / "analysis" / "trained", out / "analysis" / "untrained"], out, labels=["trained", "untrained"],
+        figures_dirs=[fig_dir, None], title="clipgeo demo: trained vs untrained tiny CLIP",
+    )  # fmt: skip
+    steps.done(t, f"{report}, {page.path}")
     return report
 
 

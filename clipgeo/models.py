@@ -169,7 +169,7 @@ def _require_weights_reachable(name: str, tag: str, cache_dir: str | None) -> No
     if not hub_reachable(url):
         raise ClipgeoError(
             f"could not fetch the {name} '{tag}' weights (no network and not in the cache); download the file on a "
-            f"machine with network and pass it with --checkpoint FILE --pretrained {tag} (or use --pretrained none)"
+            f"machine with network and pass it as checkpoint=FILE with pretrained='{tag}' (or use pretrained='none')"
         )
 
 
@@ -238,7 +238,7 @@ def load_model(
         if tag not in known and not Path(tag).is_file():
             raise ClipgeoError(
                 f"no pretrained tag {tag!r} for {name}; known tags: {', '.join(sorted(known)) or 'none'} "
-                "(or pass --pretrained none, or --checkpoint FILE)"
+                "(or pass pretrained='none', or checkpoint=FILE)"
             )
         if not Path(tag).is_file():
             _require_weights_reachable(name, tag, cache_dir)
@@ -254,7 +254,7 @@ def load_model(
         if tag is not None and checkpoint is None and _network_hint(exc):
             raise ClipgeoError(
                 f"could not fetch the {name} '{tag}' weights (no network?); download the file on a machine with "
-                f"network and pass it with --checkpoint FILE --pretrained {tag}"
+                f"network and pass it as checkpoint=FILE with pretrained='{tag}'"
             ) from None
         raise ClipgeoError(f"could not build {name} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
     sha = None
@@ -265,7 +265,7 @@ def load_model(
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
             raise ClipgeoError(
-                f"checkpoint {checkpoint} does not fit architecture {name} ({first[:160]}); pass the --model it was trained with"
+                f"checkpoint {checkpoint} does not fit architecture {name} ({first[:160]}); load it with the architecture it was trained with"
             ) from None
         sha = file_sha256(checkpoint)
         model.to(device)

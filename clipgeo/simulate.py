@@ -71,6 +71,8 @@ class DoubleEllipsoidConfig:
 
 _TS = ThinShellConfig
 _DE = DoubleEllipsoidConfig
+#: above this many pairs, ``simulate_store`` writes shard by shard instead of drawing every row at once
+STREAM_ABOVE = 1_000_000
 
 
 def anisotropic_shell_table(dims: Sequence[int], n_samples: int = _TS.n_samples, *, seed: int = _TS.seed):
@@ -163,8 +165,13 @@ def simulate_store(
     separating_features: int = _DE.separating_features,
     unit_norm: bool = _DE.unit_norm,
     seed: int = _DE.seed,
+    store_dtype: str = "float32",
 ) -> tuple[Path, dict[str, Any]]:
-    """Write a synthetic double-ellipsoid store; returns its path and the ground truth summary."""
+    """Write a synthetic double-ellipsoid store; returns its path and the ground truth summary.
+
+    Above :data:`STREAM_ABOVE` pairs the rows are drawn and written shard by shard
+    (:mod:`clipgeo._simulate_stream`, bounded memory): same population and ground truth, other draws.
+    """
     import numpy as np
 
     from .store import StoreMeta, write_store
@@ -172,10 +179,13 @@ def simulate_store(
 
     if n < 2 or dim < 2:
         raise InputError(f"n and dim must be at least 2, got n={n}, dim={dim}")
+    if store_dtype not in ("float32", "float16"):
+        raise InputError(f"store_dtype must be float32 or float16, got {store_dtype!r}")
+    streamed = n > STREAM_ABOVE
     image, text, truth = double_ellipsoid(
-        n, dim, offset_ratio=offset_ratio, separation=separation, separating_features=separating_features,
-        unit_norm=unit_norm, seed=seed,
-    )
+        2 if streamed else n, dim, offset_ratio=offset_ratio, separation=separation,
+        separating_features=separating_features, unit_norm=unit_norm, seed=seed,
+    )  # streamed: only the population (means, covariances) is used
     truth_dict = {
         "separating_features": [int(k) for k in truth.separating_features],
         "separation": float(truth.separation),
@@ -191,10 +201,15 @@ def simulate_store(
         "unit_norm": bool(truth.unit_norm),
     }
     config = {"n": n, "dim": dim, "offset_ratio": offset_ratio, "separation": separation,
-              "separating_features": separating_features, "unit_norm": unit_norm, "seed": seed}
-    meta = StoreMeta(model="synthetic-double-ellipsoid", dim=dim, normalized=unit_norm,
+              "separating_features": separating_features, "unit_norm": unit_norm, "seed": seed,
+              "store_dtype": store_dtype, "streamed": streamed}
+    meta = StoreMeta(model="synthetic-double-ellipsoid", dim=dim, normalized=unit_norm, store_dtype=store_dtype,
                      source=f"clipgeo.synthetic.double_ellipsoid(seed={seed})",
                      **provenance({**config, "ground_truth": truth_dict}))
+    if streamed:
+        from ._simulate_stream import stream_double_ellipsoid
+
+        return stream_double_ellipsoid(out, truth, n, meta, truth_dict, seed=seed), truth_dict
     path = write_store(out, meta, image=image, text=text, captions=synthetic_captions(n, seed=seed),
                        text_image_ids=[str(i) for i in range(n)])
     write_json(Path(out) / "ground_truth.json", truth_dict, indent=1)

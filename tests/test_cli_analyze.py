@@ -29,7 +29,7 @@ def store(tmp_path_factory):
 
 def test_analyze_writes_the_three_outputs(store, tmp_path):
     out = tmp_path / "out"
-    proc = run_cli("analyze", store, "--out", out, "--alphas", "-0.2:0.2:0.1", "--conformity", "mean", "--threads", "1")
+    proc = run_cli("analyze", store, "--out", out, "--alphas", "-0.2:0.2:0.1", "--conformity", "mean", "--threads", "1", "--no-html")
     assert proc.returncode == 0, proc.stderr
     assert "modality gap" in proc.stdout and str(out / "report.json") in proc.stdout
     data = json.loads((out / "report.json").read_text())
@@ -63,7 +63,7 @@ def test_missing_and_incomplete_stores(tmp_path):
     rng = np.random.default_rng(0)
     writer.write_shard("image", 0, rng.normal(size=(10, 4)) + 1, ids=[str(i) for i in range(10)])
     assert_clean_error(run_cli("analyze", root, "--out", tmp_path / "o"), "incomplete")
-    proc = run_cli("analyze", root, "--out", tmp_path / "o", "--allow-incomplete")
+    proc = run_cli("analyze", root, "--out", tmp_path / "o", "--allow-incomplete", "--no-html")
     assert proc.returncode == 0, proc.stderr
     data = json.loads((tmp_path / "o" / "report.json").read_text())
     assert data["n_text"] == 0 and "modality_gap" in data["skipped"]
@@ -76,7 +76,7 @@ def test_imported_real_embeddings(realdata, tmp_path):
         tmp_path / "hm", image=folder / "image_embeddings.npy", text=folder / "text_embeddings.npy", model_name="hm-clip"
     )
     out = tmp_path / "out"
-    proc = run_cli("analyze", root, "--out", out, "--no-linear-cv")
+    proc = run_cli("analyze", root, "--out", out, "--no-linear-cv", "--no-html")
     assert proc.returncode == 0, proc.stderr
     assert "already unit-norm" in proc.stderr  # a warning, not an error
     data = json.loads((out / "report.json").read_text())

@@ -36,7 +36,7 @@ def analysed(tmp_path_factory):
     for name, n, d, seed in (("a", 200, 24, 1), ("b", 240, 24, 2), ("c", 150, 16, 3)):
         store = _store(base / f"store_{name}", n, d, seed, model=f"model-{name}")
         if name == "a":  # the command itself once; the others through the library (same code, no start-up)
-            proc = run_cli("analyze", store, "--out", base / name, "--bootstrap", "20", *FAST)
+            proc = run_cli("analyze", store, "--out", base / name, "--bootstrap", "20", "--no-html", *FAST)
             assert proc.returncode == 0, proc.stderr
         else:
             es = cg.read_store(store)
@@ -69,7 +69,7 @@ def test_analyze_writes_the_spec12_keys_and_intervals(analysed):
 
 @pytest.mark.slow
 def test_bootstrap_zero_turns_it_off_and_bad_values_are_one_line_errors(analysed, tmp_path):
-    proc = run_cli("analyze", analysed["store_a"], "--out", tmp_path / "o", "--bootstrap", "0", *FAST)
+    proc = run_cli("analyze", analysed["store_a"], "--out", tmp_path / "o", "--bootstrap", "0", "--no-html", *FAST)
     assert proc.returncode == 0, proc.stderr
     data = json.loads((tmp_path / "o" / "report.json").read_text())
     assert data["bootstrap"] is None and "bootstrap" in data["skipped"] and "bootstrap" not in data["modality_gap"]
@@ -82,7 +82,7 @@ def test_bootstrap_zero_turns_it_off_and_bad_values_are_one_line_errors(analysed
 
 
 def test_figures_of_the_new_analyses_are_drawn_from_the_report(analysed, tmp_path):
-    names = "pair_conformity,retrieval_by_conformity,commonness,gap_metrics,spectrum,whitening"
+    names = "pair_conformity,pair_conformity_disagreements,retrieval_by_conformity,commonness,gap_metrics,spectrum,whitening"
     proc = run_cli("figures", analysed["a"], "--out", tmp_path / "f", "--only", names)
     assert proc.returncode == 0, proc.stderr
     gm = json.loads((tmp_path / "f" / "gap_metrics.json").read_text())
@@ -134,3 +134,24 @@ def test_whiten_refuses_another_dimension(analysed, tmp_path):
     proc = run_cli("whiten", analysed["store_a"], "--out", tmp_path / "W.npz", "--score", analysed["store_c"])
     assert_clean_error(proc, "16-dimensional", "24-dimensional")
     assert not (tmp_path / "W.npz").exists()
+
+
+def test_disagreeing_pairs_show_thumbnails_when_the_images_exist(tmp_path):
+    from PIL import Image
+
+    from clipgeo.plotting import draw_figure
+
+    img, txt, _ = cg.double_ellipsoid(60, 12, separating_features=[1], separation=4, seed=5)
+    paths = []
+    for i in range(60):
+        path = tmp_path / f"img_{i}.png"
+        Image.new("RGB", (8, 8), (4 * i, 0, 0)).save(path)
+        paths.append(str(path))
+    store = tmp_path / "store"
+    write_store(store, StoreMeta(model="synthetic", dim=12), image=img, text=txt, image_paths=paths,
+                text_image_ids=[str(i) for i in range(60)], captions=[f"caption {i}" for i in range(60)])  # fmt: skip
+    report = cg.analyze(cg.read_store(store), bootstrap=0, linear_cv=False, alphas=[0.0, 0.5])
+    _, data = draw_figure("pair_conformity_disagreements", report)
+    worst = report.beyond.pair_conformity.most_disagreeing(5)
+    assert [p["text_row"] for p in data["pairs"]] == report.beyond.pair_conformity.text_row[worst].tolist()
+    assert all(p["thumbnail"] and p["caption"].startswith("caption ") for p in data["pairs"])

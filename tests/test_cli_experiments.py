@@ -69,14 +69,16 @@ def test_bad_features_are_one_line_errors(store, tmp_path, value, needle):
 
 
 def test_bad_features_in_analyze(store, tmp_path):
-    assert_clean_error(run_cli("analyze", store, "--out", tmp_path / "r", "--features", "x"), "--features", "whole numbers")
+    assert_clean_error(
+        run_cli("analyze", store, "--out", tmp_path / "r", "--features", "x"), "--features", "whole numbers"
+    )
     assert_clean_error(run_cli("analyze", store, "--out", tmp_path / "r", "--features", "99"), "feature 99", "d = 16")
     assert not (tmp_path / "r").exists()
 
 
 def test_one_point_alpha_grid_is_a_one_line_error(store, tmp_path):
     for grid in ("0.5", "0.5,0.5"):
-        proc = run_cli("analyze", store, "--out", tmp_path / "r", "--alphas", grid)
+        proc = run_cli("analyze", store, "--out", tmp_path / "r", "--alphas", grid, "--no-html")
         assert_clean_error(proc, "one point", "at least 2")
     assert not (tmp_path / "r").exists()
     with pytest.raises(Exception, match="one point"):
@@ -88,7 +90,9 @@ def test_captions_without_pairing(tmp_path):
     es = read_store(store)
     assert es.n_pairs == 0 and len(es.captions) == 60
     report = analyze(es, linear_cv=False, bootstrap=0)
-    assert report.centroid_shift is None and "none of its 60 text rows names an image" in report.skipped["centroid_shift"]
+    assert (
+        report.centroid_shift is None and "none of its 60 text rows names an image" in report.skipped["centroid_shift"]
+    )
     proc = run_cli("figures", store, "--out", tmp_path / "o", "--only", "centroid_shift,cosine_gradient")
     assert_clean_error(proc, "none of the requested figures", "no matched image-text pairs")
     assert not (tmp_path / "o").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import socket
@@ -189,12 +190,13 @@ def test_coco_bad_json(tmp_path, content, needle):
 
 
 def test_coco_missing_paths(tmp_path):
-    with pytest.raises(InputError, match="does not exist"):
+    # library messages name the function's parameters, as a Python call writes them
+    with pytest.raises(InputError, match=r"^captions_json='.*nope\.json' does not exist"):
         coco(tmp_path / "nope.json", tmp_path)
     (tmp_path / "c.json").write_text("{}")
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(InputError, match=r"^images_dir='.*nodir' does not exist"):
         coco(tmp_path / "c.json", tmp_path / "nodir")
-    with pytest.raises(InputError, match="'all' or 'first'"):
+    with pytest.raises(InputError, match="captions_per_image must be 'all' or 'first'"):
         coco(tmp_path / "c.json", tmp_path, "some")
 
 
@@ -234,15 +236,15 @@ def test_folder_jsonl_equals_csv(tmp_path):
 def test_folder_errors(tmp_path):
     make_images(tmp_path / "img")
     (tmp_path / "bad.csv").write_text("path,text\nx.jpg,y\n")
-    with pytest.raises(InputError, match="no column 'file_name', 'caption'"):
+    with pytest.raises(InputError, match=r"^captions_file='.*bad\.csv' has no column 'file_name', 'caption'"):
         folder(tmp_path / "img", tmp_path / "bad.csv")
     (tmp_path / "c.xml").write_text("<a/>")
     with pytest.raises(InputError, match="unknown format"):
         folder(tmp_path / "img", tmp_path / "c.xml")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="holds no image files"):
+    with pytest.raises(InputError, match=r"^images_dir='.*empty' holds no image files"):
         folder(tmp_path / "empty")
-    with pytest.raises(InputError, match="is a file"):
+    with pytest.raises(InputError, match=r"^images_dir='.*c\.xml' is a file"):
         folder(tmp_path / "c.xml")
 
 
@@ -267,7 +269,7 @@ def test_texts_keeps_blank_lines_for_the_record(tmp_path):
     assert [r.caption_ids for r in source] == [("0",), ("1",), ("2",)]
     assert all(r.image is None and r.image_id is None for r in source)
     (tmp_path / "e.txt").write_text("")
-    with pytest.raises(InputError, match="holds no captions"):
+    with pytest.raises(InputError, match=r"^file='.*e\.txt' holds no captions"):
         texts(tmp_path / "e.txt")
 
 
@@ -281,6 +283,8 @@ def test_head_and_pairs(tmp_path):
     assert head.fingerprint != source.fingerprint and source.head(None) is source
     with pytest.raises(IndexError):
         head[3]
+    with pytest.raises(InputError, match="n must be at least 1, got 0"):
+        source.head(0)
     pairs = source.pairs()
     assert sorted(pairs.captions) == ["a", "b", "c"] and len(pairs) == 3
     assert {Path(image).name for image, _ in pairs} == {"good.jpg", "gray.png"}
@@ -310,11 +314,13 @@ def test_hf_column_errors_and_offline_hub(tmp_path, monkeypatch):
     import datasets
 
     datasets.Dataset.from_dict({"x": [1, 2]}).to_parquet(str(tmp_path / "d.parquet"))
-    with pytest.raises(InputError, match="no image or caption column"):
+    with pytest.raises(InputError, match="no image or caption column .*image_column=NAME and text_column=NAME"):
         hf_dataset(str(tmp_path / "d.parquet"))
-    with pytest.raises(InputError, match="--text-column 'cap' is not in the dataset"):
+    with pytest.raises(InputError, match="text_column='cap' is not in the dataset"):
         hf_dataset(str(tmp_path / "d.parquet"), text_column="cap")
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(InputError, match="image_column='pic' is not in the dataset"):
+        hf_dataset(str(tmp_path / "d.parquet"), image_column="pic")
+    with pytest.raises(InputError, match=r"^id_or_path='.*nothere\.parquet' does not exist"):
         hf_dataset(str(tmp_path / "nothere.parquet"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     attempts = []
@@ -327,3 +333,37 @@ def test_hf_column_errors_and_offline_hub(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="cannot reach the Hugging Face hub"):
         hf_dataset("someone/some_dataset")
     assert not attempts, "offline mode still tried the network"
+
+
+# -- one selection for extract, train and compare; its messages in its own names --------------------------------
+def test_open_source_names_its_own_parameters_and_the_cli_shows_flags(tmp_path):
+    from clipgeo.cli._options import as_flags
+    from clipgeo.data import open_source
+
+    names = set(inspect.signature(open_source).parameters)
+    make_images(tmp_path / "coco_images")  # a folder named like a parameter: a path, never rewritten
+    (tmp_path / "c.json").write_text(json.dumps({"images": [{"id": 1}], "annotations": []}))
+    cases = [
+        ({"coco_captions": tmp_path / "nope.json", "coco_images": tmp_path}, r"^coco_captions='.*nope\.json' does not exist",
+         "--coco-captions {}/nope.json does not exist"),
+        ({"coco_captions": tmp_path / "c.json", "coco_images": tmp_path / "coco_images"},
+         r"^coco_captions='.*c\.json': an entry of 'images' lacks", "--coco-captions {}/c.json: an entry"),
+        ({"images": tmp_path / "nodir"}, r"^images='.*nodir' does not exist", "--images {}/nodir does not exist"),
+        ({"texts": tmp_path / "none.txt"}, r"^texts='.*none\.txt' does not exist", "--texts {}/none.txt"),
+        ({"dataset": str(tmp_path / "d.xyz.parquet")}, r"^dataset='.*d\.xyz\.parquet' does not exist",
+         "--dataset {}/d.xyz.parquet"),
+        ({"coco_captions": tmp_path / "c.json"}, "needs both coco_captions=FILE.json and coco_images=DIR",
+         "needs both --coco-captions FILE.json and --coco-images DIR"),
+        ({"texts": tmp_path / "a.txt", "images": tmp_path}, "not images=DIR and texts=FILE",
+         "not --images DIR and --texts FILE"),
+        ({"images": tmp_path, "captions_per_image": "some"}, "captions_per_image must be", "--captions-per-image must be"),
+    ]
+    for options, library, shown in cases:
+        with pytest.raises(InputError, match=library) as info:
+            open_source(**options)
+        message = str(info.value)
+        assert "--" not in message, message
+        assert shown.format(tmp_path) in as_flags(message, names), as_flags(message, names)
+    with pytest.raises(InputError) as info:
+        open_source(images=tmp_path / "coco_images", captions=tmp_path / "c.xml")
+    assert as_flags(str(info.value), names).startswith(f"--captions {tmp_path}/c.xml does not exist")

@@ -242,7 +242,7 @@ def test_draw_figure_returns_a_figure_and_its_numbers(report):
 def test_report_dir_gives_the_same_numbers_as_the_store(drawn, synthetic, tmp_path):
     out, _ = drawn
     rep = tmp_path / "rep"
-    proc = run_cli("analyze", synthetic[0], "--out", rep)
+    proc = run_cli("analyze", synthetic[0], "--out", rep, "--no-html")
     assert proc.returncode == 0, proc.stderr
     figs = tmp_path / "figs"
     proc = run_cli("figures", rep, "--out", figs, "--dpi", DPI)

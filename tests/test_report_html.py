@@ -181,7 +181,7 @@ def test_unknown_keys_and_report_md_sections_get_their_own(analysis, tmp_path):
     body = _section(html, "novel_measure")
     assert "<strong>0.1235</strong> [0.1, 0.15]" in body and "novel score 0.1235" in body
     assert "<code>novel_measure.per_modality.image.n</code></td><td>7</td>" in body
-    assert "md:Something else entirely" in ids and "free text" in _section(html, "md:Something else entirely")
+    assert "md-something-else-entirely" in ids and "free text" in _section(html, "md-something-else-entirely")
 
 
 @pytest.mark.parametrize(

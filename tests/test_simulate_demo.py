@@ -66,6 +66,7 @@ def test_short_demo_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = out / "report.md"
     assert f"report: {report}" in proc.stdout
+    assert proc.stdout.splitlines()[-1].startswith(f"report.html: {out / 'report.html'}")  # the demo ends with its page
     text = report.read_text()
     assert "| Modality gap" in text and "trained tiny CLIP" in text
     for name in ("trained", "untrained"):

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from clipgeo.store import StoreMeta, write_store
-
 from tests.conftest import assert_clean_error, run_cli
 
 pytestmark = pytest.mark.slow

@@ -182,3 +182,36 @@ def test_unreachable_scheduler_is_a_one_line_error():
         with dask_client(f"tcp://127.0.0.1:{port}", timeout=1):
             pass
     assert "\n" not in str(info.value)
+
+
+def test_unpaired_and_single_modality_stores(tmp_path, rng, client):
+    img = (rng.normal(size=(120, 6)) + 1).astype(np.float32)
+    txt = rng.normal(size=(90, 6)).astype(np.float32)
+    write_store(tmp_path / "unpaired", StoreMeta(model="m", dim=6), image=img, text=txt, shard_rows=50)
+    mem = json.loads(json.dumps(analyze(read_store(tmp_path / "unpaired"), conformity="mean", linear_cv=False,
+                                        bootstrap=0).to_dict()))
+    rep = analyze_store(tmp_path / "unpaired", client=client, linear_cv=False, bootstrap=0,
+                        stream=StreamConfig(sample_size=10**6))
+    strm = json.loads(json.dumps({**rep.to_dict(), **rep.extra_json}))
+    assert strm["n_pairs"] == 0 and strm["streaming"]["sample"]["kind"] == "rows"
+    assert set(strm["skipped"]) == set(mem["skipped"])
+    _assert_reports_agree(mem, strm, sample_keys_equal=True)
+
+    write_store(tmp_path / "text-only", StoreMeta(model="m", dim=6), text=txt, shard_rows=40)
+    rep = analyze_store(tmp_path / "text-only", client=client, linear_cv=False, bootstrap=0)
+    only = analyze(read_store(tmp_path / "text-only"), conformity="mean", linear_cv=False, bootstrap=0)
+    assert rep.modality_gap is None and set(rep.thin_shell) == {"text"}
+    assert rep.thin_shell["text"].mean_centered_norm == pytest.approx(only.thin_shell["text"].mean_centered_norm, rel=1e-12)
+    assert rep.conformity["text"].pearson == pytest.approx(only.conformity["text"].pearson, rel=1e-9)
+
+
+def test_streaming_is_chosen_when_the_store_would_not_fit(tmp_path, rng, monkeypatch):
+    from clipgeo.stream import _analyze
+
+    store = _store(tmp_path / "s", rng, n_img=50, captions=1)
+    stream, why = _analyze.streaming_needed(store)
+    assert not stream and "fits in memory" in why
+    monkeypatch.setattr(_analyze, "MEMORY_SHARE", 1e-12)  # as if the machine had almost no memory
+    stream, why = _analyze.streaming_needed(store)
+    assert stream and "--in-memory to force" in why
+    assert _analyze.streaming_needed("memory://somewhere")[0]

@@ -142,3 +142,21 @@ def test_cli_clip_retrieval(tmp_path, rng):
     (folder / "metadata" / "metadata_1.parquet").unlink()
     proc = run_cli("import", "--clip-retrieval", folder, "--out", tmp_path / "store2")
     assert_clean_error(proc, "metadata/ has 1 shard")
+
+
+def test_simulate_streams_large_stores(tmp_path, monkeypatch):
+    import json
+
+    import clipgeo.simulate as sim
+    from clipgeo.synthetic import double_ellipsoid
+
+    monkeypatch.setattr(sim, "STREAM_ABOVE", 100)
+    path, truth = sim.simulate_store(tmp_path / "s", n=3000, dim=16, seed=3, store_dtype="float16")
+    es = read_store(path)
+    assert es.n_pairs == 3000 and es.meta.store_dtype == "float16"
+    assert json.loads((path / "ground_truth.json").read_text()) == truth
+    _, _, population = double_ellipsoid(2, 16, seed=3)
+    # the rows come from the same population: sample means within 5 standard errors of the truth
+    se = np.sqrt(np.diag(population.cov_image) / 3000)
+    assert np.all(np.abs(es.image.mean(axis=0) - population.mean_image) < 5 * se + 1e-2)
+    assert truth["separating_features"] == [int(k) for k in population.separating_features]

@@ -37,8 +37,13 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-_ASSIGNED = re.compile(r"(?<![\w-])([a-z][a-z0-9_]*)=('[^']*'|\"[^\"]*\"|[^\s,;()]+)")
-_BARE = re.compile(r"(?<![\w=-])([a-z][a-z0-9]*_[a-z0-9_]+)(?![\w=])")
+#: one pass over a message, left to right: ``name=value``, then text that is never a parameter (a path, a
+#: quoted string), then a bare ``snake_case`` name; the first alternative that matches at a position wins
+_TOKEN = re.compile(
+    r"(?<![\w-])(?P<name>[a-z][a-z0-9_]*)=(?P<value>'[^']*'|\"[^\"]*\"|[^\s,;()]+)"
+    r"|(?P<verbatim>[^\s'\"]*[/\\][^\s,;'\"]*|'[^']*'|\"[^\"]*\")"
+    r"|(?<![\w=-])(?P<bare>[a-z][a-z0-9]*_[a-z0-9_]+)(?![\w=])"
+)
 
 
 def as_flags(message: str, names: set[str] | Callable[..., Any], aliases: dict[str, str] | None = None) -> str:
@@ -46,6 +51,7 @@ def as_flags(message: str, names: set[str] | Callable[..., Any], aliases: dict[s
 
     ``name=True`` -> ``--name``, ``name=False`` -> ``--no-name``, ``name=value`` / ``name='value'``
     -> ``--name value``, and a bare name with an underscore (``batch_size``) -> ``--batch-size``.
+    Paths and quoted text are left as they are (a folder called ``coco_images`` stays one).
     ``names`` is a set or the command function (its parameters); ``aliases`` maps a library name
     to the command's own (``{"warmup_steps": "warmup"}``).
     """
@@ -53,22 +59,23 @@ def as_flags(message: str, names: set[str] | Callable[..., Any], aliases: dict[s
     aliases = aliases or {}
     known |= set(aliases)
 
-    def assigned(match: re.Match) -> str:
-        name, value = match.group(1), match.group(2)
+    def token(match: re.Match) -> str:
+        if match.group("verbatim") is not None:
+            return match.group(0)
+        name = match.group("name") or match.group("bare")
         if name not in known:
             return match.group(0)
         flag = _flag(aliases.get(name, name))
+        value = match.group("value")
+        if value is None:
+            return flag
         if value == "True":
             return flag
         if value == "False":
             return "--no-" + flag[2:]
         return f"{flag} {value.strip(chr(39) + chr(34))}"
 
-    def bare(match: re.Match) -> str:
-        name = match.group(1)
-        return _flag(aliases.get(name, name)) if name in known else name
-
-    return _BARE.sub(bare, _ASSIGNED.sub(assigned, message))
+    return _TOKEN.sub(token, message)
 
 
 @contextlib.contextmanager

@@ -7,9 +7,12 @@ from typing import Optional
 
 import typer
 
+from ..atlas import atlas_table, open_atlas
 from ..errors import InputError
 from ._app import app
-from ._options import flag_errors
+from ._options import defaults, flag_errors
+
+D = {**defaults(atlas_table), "host": defaults(open_atlas)["host"]}
 
 
 @app.command("atlas")
@@ -22,28 +25,28 @@ def atlas_cmd(
         help="A `clipgeo analyze` output of this store: its per-row numbers are used, not recomputed.",
     ),
     n_features: int = typer.Option(
-        5, "--features", help="Columns feature_<k> for this many of the most separating features."
+        D["n_features"], "--features", help="Columns feature_<k> for this many of the most separating features."
     ),
     neighbors: int = typer.Option(
-        15, "--neighbors", help="Nearest neighbours per row (cosine, itself included; 0: no column)."
+        D["neighbors"], "--neighbors", help="Nearest neighbours per row (cosine, itself included; 0: no column)."
     ),
     umap: Optional[bool] = typer.Option(
         None, "--umap/--no-umap", help="Add umap_x, umap_y (default: when umap-learn is installed)."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the Mahalanobis folds and the UMAP."),
+    seed: int = typer.Option(D["seed"], "--seed", help="Seed of the Mahalanobis folds and the UMAP."),
     allow_incomplete: bool = typer.Option(
-        False, "--allow-incomplete", help="Read the finished shards of an unfinished store."
+        D["allow_incomplete"], "--allow-incomplete", help="Read the finished shards of an unfinished store."
     ),
     open_: bool = typer.Option(
         False, "--open", help="Start embedding-atlas on the table (needs clipgeo[atlas]); otherwise print the command."
     ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address embedding-atlas listens on with --open."),
+    host: str = typer.Option(D["host"], "--host", help="Address embedding-atlas listens on with --open."),
     port: Optional[int] = typer.Option(None, "--port", help="Port of embedding-atlas with --open (default: its own)."),
 ) -> None:
     """Write one row per image and caption with its norms, Mahalanobis distance, conformity, PCA and neighbours."""
     import shlex
 
-    from ..atlas import atlas_command, atlas_installed, open_atlas, write_atlas
+    from ..atlas import atlas_command, atlas_installed, write_atlas
 
     for flag, value in (("--features", n_features), ("--neighbors", neighbors)):
         if value < 0:

@@ -37,3 +37,6 @@ def demo_cmd(
         report = run_demo(DemoConfig(out=out, n_train=n_train, n_eval=n_eval, epochs=epochs, seed=seed,
                                      figures_dir=figures_dir, realdata=realdata))  # fmt: skip
     typer.echo(f"report: {report}")
+    page = report.with_name("report.html")
+    if page.is_file():
+        typer.echo(f"report.html: {page}  (open it in a browser: both models side by side, figures embedded)")

@@ -12,7 +12,7 @@ from ..data import open_source
 from ..extract import ExtractOptions
 from ..runtime import PRECISIONS
 from ._app import app, echo_json, warn
-from ._options import defaults, flag_errors
+from ._options import as_flags, defaults, flag_errors
 
 DATA = defaults(open_source)
 D = defaults(ExtractOptions)
@@ -87,7 +87,7 @@ def _run(*, out, coco_captions, coco_images, images, captions, dataset, split, i
     if summary["rank"] != 0:
         return
     for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
-        warn(message)
+        warn(as_flags(message, extract_cmd))  # the library's parameter names as this command's flags
     if as_json:
         echo_json(summary)
         return

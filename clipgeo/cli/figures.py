@@ -30,6 +30,7 @@ def figures_cmd(
         "--features",
         help="Features (0-based, comma-separated, e.g. 92,133) the feature figures show instead of the top-ranked ones.",
     ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Draw one figure per claim of the paper, each with a JSON file of the numbers it plots."""
     from ..plotting import list_figures, render_figures
@@ -43,7 +44,10 @@ def figures_cmd(
         raise InputError("give SOURCE: a store directory or a `clipgeo analyze` output directory (or use --list)")
     if out is None:
         raise InputError("give --out DIR, the directory for the figures")
-    run = render_figures(source, out, only=only, formats=formats, dpi=dpi, features=features)
+    from .._progress import quiet_scope
+
+    with quiet_scope(quiet):
+        run = render_figures(source, out, only=only, formats=formats, dpi=dpi, features=features)
     for name, files in run.written.items():
         typer.echo(f"  {name:<22} " + " ".join(p.name for p in files))
     for name, reason in run.skipped.items():

@@ -60,12 +60,14 @@ def double_ellipsoid_cmd(
     separating_features: int = typer.Option(DE["separating_features"], "--separating-features", help="How many features separate the modalities."),
     unit_norm: bool = typer.Option(DE["unit_norm"], "--unit-norm", help="L2-normalise the rows (as many embedding dumps are)."),
     seed: int = typer.Option(DE["seed"], "--seed"),
+    store_dtype: str = typer.Option("float32", "--store-dtype", help="float32 or float16 on disk (float16 halves a large store)."),
 ) -> None:
-    """Write a synthetic store with known ground truth (ground_truth.json beside the shards)."""
+    """Write a synthetic store with known ground truth (ground_truth.json beside the shards); streams for large --n."""
     from ..simulate import simulate_store
 
     with flag_errors(double_ellipsoid_cmd, aliases={"offset_ratio": "offset", "separation": "gap"}):
         path, truth = simulate_store(out, n=n, dim=dim, offset_ratio=offset, separation=gap,
-                                     separating_features=separating_features, unit_norm=unit_norm, seed=seed)
+                                     separating_features=separating_features, unit_norm=unit_norm, seed=seed,
+                                     store_dtype=store_dtype)
     typer.echo(f"wrote {path}: {n} pairs, dim {dim}; planted separating features {truth['separating_features']}, "
                f"offset ratio {truth['offset_ratio_image']:.2f}; ground truth in {path / 'ground_truth.json'}")

@@ -29,30 +29,43 @@ def import_cmd(
     pretrained: Optional[str] = typer.Option(IMPORT["pretrained"], "--pretrained", help="Pretrained tag of that model, if any."),
     store_dtype: Optional[str] = typer.Option(IMPORT["store_dtype"], "--store-dtype", help="float32 or float16 (default: float16 only if the inputs are)."),
     overwrite: bool = typer.Option(IMPORT["overwrite"], "--overwrite", help="Replace a store of the same model in --out."),
+    clip_retrieval: Optional[Path] = typer.Option(
+        None, "--clip-retrieval", help="A clip-retrieval / embedding-reader folder (img_emb/, text_emb/, metadata/) instead of --image/--text."
+    ),
 ) -> None:
-    """Turn embeddings computed elsewhere into a clipgeo store."""
-    from ..store import summarize
+    """Turn embeddings computed elsewhere into a clipgeo store (read and written chunk by chunk)."""
+    from ..errors import InputError
+    from ..store import summary as store_summary
 
-    with flag_errors(import_cmd):
-        path = import_embeddings(
-            out,
-            image=image,
-            text=text,
-            pairs=pairs,
-            captions=captions,
-            image_paths=image_paths,
-            model_name=model_name,
-            pretrained=pretrained,
-            store_dtype=store_dtype,
-            overwrite=overwrite,
-        )
-    summary = summarize(read_store(path))
+    if clip_retrieval is not None:
+        from ..store import import_clip_retrieval
+
+        if image is not None or text is not None or pairs is not None:
+            raise InputError("--clip-retrieval reads the embeddings and pairs from its folder; drop --image/--text/--pairs")
+        path = import_clip_retrieval(out, clip_retrieval, model_name=model_name, pretrained=pretrained,
+                                     store_dtype=store_dtype, overwrite=overwrite)
+    else:
+        with flag_errors(import_cmd):
+            path = import_embeddings(
+                out,
+                image=image,
+                text=text,
+                pairs=pairs,
+                captions=captions,
+                image_paths=image_paths,
+                model_name=model_name,
+                pretrained=pretrained,
+                store_dtype=store_dtype,
+                overwrite=overwrite,
+            )
+    s = store_summary(path)  # from the manifest: the rows are not read again
     typer.echo(
-        f"wrote {path}: {summary['n_image']} image rows, {summary['n_text']} text rows, "
-        f"{summary['n_pairs']} pairs, dim {summary['dim']}, {summary['store_dtype']}"
+        f"wrote {path}: {s.rows['image']} image rows, {s.rows['text']} text rows, "
+        f"{s.run.get('n_pairs', 0)} pairs, dim {s.dim}, {s.store_dtype}"
     )
-    for message in summary["warnings"]:
-        warn(message)
+    if s.normalized:
+        warn("rows are already unit-norm: raw-space analyses (thin shell, offsets, Mahalanobis shells) are degenerate; "
+             "extract raw features with `clipgeo extract` for those")
 
 
 @app.command("info")

@@ -38,15 +38,24 @@ def train_command(
     checkpoint: Optional[Path] = typer.Option(D["checkpoint"], "--checkpoint", help="Initial weights from a local state dict / .safetensors."),
     objective: str = typer.Option(
         D["objective"], "--objective", "--loss",
-        help="clip, simclr, moco, memory-bank, pirl, local-aggregation, swav, simcse, byol or supervised.",
+        help="clip, simclr, moco, memory-bank, pirl, local-aggregation, swav, simcse, byol, barlow-twins, vicreg or supervised.",
     ),
     objective_option: Optional[list[str]] = typer.Option(
         None, "--objective-option", help="KEY=VALUE passed to the objective (VALUE read as JSON if it parses); repeatable."
     ),
+    temperature: Optional[float] = typer.Option(
+        D["temperature"], "--temperature", help="Fixed CLIP temperature τ > 0 (logit scale 1/τ, not learned), e.g. 0.01."
+    ),
+    init_temperature: Optional[float] = typer.Option(
+        D["init_temperature"], "--init-temperature",
+        help="Start of the learnable CLIP logit scale, 1/τ₀ (e.g. 0.07) [default: the model's own].",
+    ),
+    init: str = typer.Option(D["init"], "--init", help="random: the model as loaded; centred: each tower's outputs shifted to mean 0 at step 0."),
     epochs: int = typer.Option(D["epochs"], "--epochs", help="Epochs to train."),
     batch_size: int = typer.Option(D["batch_size"], "--batch-size", help="Batch size (per process under torchrun)."),
     lr: float = typer.Option(D["lr"], "--lr", help="Peak learning rate of AdamW."),
     weight_decay: float = typer.Option(D["weight_decay"], "--weight-decay", help="AdamW weight decay (not on gains, biases, logit scale)."),
+    grad_clip: Optional[float] = typer.Option(D["grad_clip"], "--grad-clip", help="Clip the gradient norm at this value [default: no clipping]."),
     warmup: Optional[int] = typer.Option(D["warmup_steps"], "--warmup", help="Linear warm-up steps [default: 5% of all steps]."),
     heldout: Optional[int] = typer.Option(D["heldout"], "--heldout", help="Held-out samples for the metrics [default: min(256, N/10)]."),
     log_every: int = typer.Option(D["log_every"], "--log-every", help="Log metrics every this many steps (and after every epoch)."),

@@ -40,7 +40,7 @@ def whiten_cmd(
 
     import numpy as np
 
-    from .._io import atomic_path, write_text
+    from .._io import atomic_path, to_jsonable, write_json
     from ..analyzers import Whitener, gaussianity
     from ..provenance import provenance
 
@@ -89,7 +89,7 @@ def whiten_cmd(
 
     meta = provenance({"store": str(store), "modality": modality, "model": es.meta.model_id, "scored": scored})
     with atomic_path(out) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **whitener.to_arrays(), provenance=np.array(json.dumps(meta, default=str)))
-    write_text(out.with_suffix(".json"), json.dumps(meta, indent=2, default=str) + "\n")
+        np.savez(handle, **whitener.to_arrays(), provenance=np.array(json.dumps(to_jsonable(meta))))
+    write_json(out.with_suffix(".json"), meta)
     lines.append(f"wrote {out} (load with clipgeo.Whitener.from_arrays(numpy.load(path)))")
     typer.echo("\n".join(lines))

@@ -2,8 +2,9 @@
 
 Exactly one kind of input is given; :func:`open_source` checks that, opens it, and returns the
 source with a JSON description for provenance (from which :func:`reopen_source` rebuilds the
-built-in shapes of a training run).  Messages name the parameters (``coco_images=DIR``); the
-command line shows them as its flags.
+built-in shapes of a training run).  Messages name the parameters (``coco_images=DIR``), those of the
+sources too (``coco_captions='a.json' does not exist``, not ``captions_json``); the command line
+shows them as its flags.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def open_source(
         how = ", ".join(_HOW[k] for k in KINDS if k in kinds)
         raise InputError(f"no {what} given; pass one of {how}")
     if len(chosen) > 1:
-        named = " and ".join(_HOW[k].split("=")[0] for k in chosen)
+        named = " and ".join(_HOW[k].split(" ")[0] for k in chosen)
         raise InputError(f"give one input kind (one data source), not {named}; use one per run")
     kind = chosen[0]
     if kind not in kinds:
@@ -109,16 +110,17 @@ def open_source(
             raise InputError("captions=FILE needs images=DIR (the folder its file_name column points into)")
         if pairs and captions is None:
             raise InputError("images=DIR needs captions=FILE (a CSV/TSV/JSONL with file_name,caption) to give pairs")
-        source = sources.folder(images, captions, captions_per_image=captions_per_image)
+        source = sources._folder(images, captions, captions_per_image, names={"images_dir": "images", "captions_file": "captions"})
     elif kind == "coco":
         if coco_captions is None or coco_images is None:
             raise InputError("COCO input needs both coco_captions=FILE.json and coco_images=DIR")
-        source = sources.coco(coco_captions, coco_images, captions_per_image=captions_per_image)
+        source = sources._coco(coco_captions, coco_images, captions_per_image,
+                               names={"captions_json": "coco_captions", "images_dir": "coco_images"})
     elif kind == "dataset":
-        source = sources.hf_dataset(dataset, split=split, image_column=image_column, text_column=text_column,
-                                    captions_per_image=captions_per_image)  # fmt: skip
+        source = sources._hf_dataset(dataset, split, image_column, text_column, captions_per_image,
+                                     names={"id_or_path": "dataset"})
     else:
-        source = sources.texts(texts)
+        source = sources._texts(texts, names={"file": "texts"})
     description = {"source": source.kind, "description": source.description, "fingerprint": source.fingerprint}
     if not pairs:
         return source, {**description, "records": len(source)}

@@ -11,6 +11,10 @@ Four constructors turn what users have on disk into the same shape:
 A source only *describes* the data: nothing is decoded or tokenised here, so
 building one for 100k images costs a directory listing and one read of the
 caption file.  Decoding is :func:`clipgeo.data.images.load_image`.
+
+Messages name the parameters as a Python call writes them (``captions_json='a.json' does not
+exist``); :func:`clipgeo.data.open_source` passes its own names (``coco_captions``), which the
+command line shows as its flags (``--coco-captions``).
 """
 
 from __future__ import annotations
@@ -110,7 +114,7 @@ class CaptionedSource(Sequence):
         if n is None or n >= len(self):
             return self
         if n < 1:
-            raise InputError(f"--limit must be at least 1, got {n}")
+            raise InputError(f"head(n) keeps the first n records; n must be at least 1, got {n}")
         return _Head(self, int(n))
 
     def pairs(self) -> PairsView:
@@ -198,27 +202,38 @@ class PairsView(Sequence):
 
 
 # -- helpers -----------------------------------------------------------------
+#: a caller's names for the parameters, in its messages (``{"captions_json": "coco_captions"}``)
+Names = dict[str, str]
+
+
+def _given(names: Names | None, param: str, value: Any) -> str:
+    """``param='value'`` as the caller names ``param`` (the command line shows ``--param value``)."""
+    return f"{(names or {}).get(param, param)}={str(value)!r}"
+
+
 def _check_captions_per_image(value: str) -> str:
     if value not in CAPTIONS_PER_IMAGE:
-        raise InputError(f"--captions-per-image must be 'all' or 'first', got {value!r}")
+        raise InputError(f"captions_per_image must be 'all' or 'first', got {value!r}")
     return value
 
 
 def _existing_dir(path: str | os.PathLike, option: str) -> Path:
+    """``path`` if it is a directory; ``option`` is how messages name it (``images_dir='x'``)."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{option} {path} does not exist; give the folder that holds the images")
+        raise InputError(f"{option} does not exist; give the folder that holds the images")
     if not path.is_dir():
-        raise InputError(f"{option} {path} is a file; give the folder that holds the images")
+        raise InputError(f"{option} is a file; give the folder that holds the images")
     return path
 
 
 def _existing_file(path: str | os.PathLike, option: str) -> Path:
+    """``path`` if it is a file; ``option`` is how messages name it (``captions_file='x'``)."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{option} {path} does not exist; check the path")
+        raise InputError(f"{option} does not exist; check the path")
     if not path.is_file():
-        raise InputError(f"{option} {path} is a directory; give the file itself")
+        raise InputError(f"{option} is a directory; give the file itself")
     return path
 
 
@@ -243,7 +258,7 @@ def _clean_caption(value: Any) -> str | None:
 
 
 def _read_table_rows(path: Path, required: tuple[str, ...], option: str) -> list[dict[str, Any]]:
-    """Rows of a CSV/TSV or JSONL/JSON file as dicts; checks the required columns."""
+    """Rows of a CSV/TSV or JSONL/JSON file as dicts; checks the required columns (``option`` names the file)."""
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv"):
@@ -259,20 +274,20 @@ def _read_table_rows(path: Path, required: tuple[str, ...], option: str) -> list
             else:
                 rows = [json.loads(line) for line in text.splitlines() if line.strip()]
             if not all(isinstance(r, dict) for r in rows):
-                raise InputError(f"{option} {path}: every line must be a JSON object with {', '.join(required)}")
+                raise InputError(f"{option}: every line must be a JSON object with {', '.join(required)}")
             columns = sorted({k for r in rows for k in r})
         else:
-            raise InputError(f"{option} {path}: unknown format {suffix or '(no suffix)'}; use .csv, .tsv or .jsonl")
+            raise InputError(f"{option}: unknown format {suffix or '(no suffix)'}; use .csv, .tsv or .jsonl")
     except UnicodeDecodeError:
-        raise InputError(f"{option} {path} is not UTF-8 text; save it as UTF-8 CSV or JSONL") from None
+        raise InputError(f"{option} is not UTF-8 text; save it as UTF-8 CSV or JSONL") from None
     except json.JSONDecodeError as exc:
-        raise InputError(f"{option} {path}: invalid JSON on line {exc.lineno}; write one JSON object per line") from None
+        raise InputError(f"{option}: invalid JSON on line {exc.lineno}; write one JSON object per line") from None
     except csv.Error as exc:
-        raise InputError(f"{option} {path}: invalid CSV ({exc}); check the quoting") from None
+        raise InputError(f"{option}: invalid CSV ({exc}); check the quoting") from None
     missing = [c for c in required if c not in columns]
     if missing:
         raise InputError(
-            f"{option} {path} has no column {', '.join(repr(m) for m in missing)} (columns: "
+            f"{option} has no column {', '.join(repr(m) for m in missing)} (columns: "
             f"{', '.join(columns) or 'none'}); name the columns {', '.join(required)}"
         )
     return rows
@@ -301,18 +316,23 @@ def coco(captions_json: str | os.PathLike, images_dir: str | os.PathLike, captio
         number for COCO-style names, else the file name); annotations of images
         the json does not list are ignored.
     """
+    return _coco(captions_json, images_dir, captions_per_image)
+
+
+def _coco(captions_json, images_dir, captions_per_image: str, names: Names | None = None) -> CaptionedSource:
     captions_per_image = _check_captions_per_image(captions_per_image)
-    path = _existing_file(captions_json, "--coco-captions")
-    root = _existing_dir(images_dir, "--coco-images").resolve()
+    path = _existing_file(captions_json, _given(names, "captions_json", captions_json))
+    root = _existing_dir(images_dir, _given(names, "images_dir", images_dir)).resolve()
+    given = _given(names, "captions_json", path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError(f"--coco-captions {path} is not valid JSON; give a COCO captions_*.json file") from None
+        raise InputError(f"{given} is not valid JSON; give a COCO captions_*.json file") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(
         data.get("annotations"), list
     ):
         raise InputError(
-            f"--coco-captions {path} has no 'images' and 'annotations' lists; give a COCO captions_*.json file"
+            f"{given} has no 'images' and 'annotations' lists; give a COCO captions_*.json file"
         )
     captions: dict[str, list[tuple[str, str | None]]] = {}
     for ann in data["annotations"]:
@@ -323,10 +343,10 @@ def coco(captions_json: str | os.PathLike, images_dir: str | os.PathLike, captio
     listed_ids: set[str] = set()
     for image in data["images"]:
         if not isinstance(image, dict) or "file_name" not in image or "id" not in image:
-            raise InputError(f"--coco-captions {path}: an entry of 'images' lacks 'id' or 'file_name'; fix the file")
+            raise InputError(f"{given}: an entry of 'images' lacks 'id' or 'file_name'; fix the file")
         image_id = str(image["id"])
         if image_id in listed_ids:
-            raise InputError(f"--coco-captions {path}: image id {image_id} is listed twice; fix the file")
+            raise InputError(f"{given}: image id {image_id} is listed twice; fix the file")
         listed_ids.add(image_id)
         file_name = str(image["file_name"])
         caps = captions.get(image_id, [])
@@ -379,14 +399,18 @@ def folder(
         ``file_name``, caption ids ``file_name#j`` (j = 0-based caption number).
         Images without a caption are image-only records.
     """
+    return _folder(images_dir, captions_file, captions_per_image)
+
+
+def _folder(images_dir, captions_file, captions_per_image: str, names: Names | None = None) -> CaptionedSource:
     captions_per_image = _check_captions_per_image(captions_per_image)
-    root = _existing_dir(images_dir, "--images").resolve()
+    root = _existing_dir(images_dir, _given(names, "images_dir", images_dir)).resolve()
     by_name: dict[str, list[str | None]] = {name: [] for name in _scan_images(root)}
     caption_source = ""
     if captions_file is not None:
-        table = _existing_file(captions_file, "--captions")
+        table = _existing_file(captions_file, _given(names, "captions_file", captions_file))
         caption_source = str(table.resolve())
-        for row in _read_table_rows(table, ("file_name", "caption"), "--captions"):
+        for row in _read_table_rows(table, ("file_name", "caption"), _given(names, "captions_file", table)):
             name = str(row.get("file_name") or "").strip()
             if not name:
                 continue
@@ -397,7 +421,7 @@ def folder(
                     pass
             by_name.setdefault(name, []).append(_clean_caption(row.get("caption")))
     if not by_name:
-        raise InputError(f"--images {root} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}); check the folder")
+        raise InputError(f"{_given(names, 'images_dir', root)} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}); check the folder")
     records = []
     for name in sorted(by_name):
         caps = by_name[name][:1] if captions_per_image == "first" else by_name[name]
@@ -421,16 +445,21 @@ def texts(file: str | os.PathLike) -> CaptionedSource:
     Caption ids are the 0-based line (or row) numbers; blank lines in a ``.txt``
     file are kept as blank captions so that the extractor records them.
     """
-    path = _existing_file(file, "--texts")
+    return _texts(file)
+
+
+def _texts(file, names: Names | None = None) -> CaptionedSource:
+    path = _existing_file(file, _given(names, "file", file))
+    given = _given(names, "file", path)
     if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson", ".json"):
-        values = [_clean_caption(r.get("caption")) for r in _read_table_rows(path, ("caption",), "--texts")]
+        values = [_clean_caption(r.get("caption")) for r in _read_table_rows(path, ("caption",), given)]
     else:
         try:
             values = [_clean_caption(line) for line in path.read_text(encoding="utf-8").splitlines()]
         except UnicodeDecodeError:
-            raise InputError(f"--texts {path} is not UTF-8 text; save it as UTF-8, one caption per line") from None
+            raise InputError(f"{given} is not UTF-8 text; save it as UTF-8, one caption per line") from None
     if not values:
-        raise InputError(f"--texts {path} holds no captions; write one caption per line")
+        raise InputError(f"{given} holds no captions; write one caption per line")
     records = [Record(image_id=None, image=None, path="", captions=(v,), caption_ids=(str(i),)) for i, v in enumerate(values)]
     return _ListSource("texts", f"texts:{path.resolve()}", records, has_images=False)
 
@@ -535,7 +564,8 @@ class _HFSource(CaptionedSource):
         return self._fingerprint
 
 
-def _load_hf(id_or_path: str, split: str):
+def _load_hf(id_or_path: str, split: str, given: str):
+    """The split of a dataset; ``given`` is how messages name it (``id_or_path='x'``)."""
     import datasets
 
     path = Path(id_or_path)
@@ -544,7 +574,7 @@ def _load_hf(id_or_path: str, split: str):
         if path.is_file():
             builder = builders.get(path.suffix.lower())
             if builder is None:
-                raise InputError(f"--dataset {path}: unknown file type; give a .parquet, .jsonl, .csv or .arrow file or a folder")
+                raise InputError(f"{given}: unknown file type; give a .parquet, .jsonl, .csv or .arrow file or a folder")
             return datasets.load_dataset(builder, data_files={split: str(path)}, split=split)
         if path.is_dir():
             if (path / "dataset_info.json").exists() or (path / "state.json").exists():
@@ -555,11 +585,11 @@ def _load_hf(id_or_path: str, split: str):
             id_or_path.startswith((".", "/", "~")) or id_or_path.count("/") > 1 or path.suffix.lower() in builders
         )
         if looks_like_path:
-            raise InputError(f"--dataset {id_or_path} does not exist; give a local file or folder or a hub id")
+            raise InputError(f"{given} does not exist; give a local file or folder or a hub id")
         if not hub_reachable():
             raise InputError(
                 f"cannot reach the Hugging Face hub to fetch dataset {id_or_path!r} (no network?); download it on a "
-                "machine with network (datasets save_to_disk or parquet files) and pass the local path to --dataset"
+                "machine with network (datasets save_to_disk or parquet files) and pass its local path instead"
             )
         return datasets.load_dataset(id_or_path, split=split)
     except InputError:
@@ -567,12 +597,12 @@ def _load_hf(id_or_path: str, split: str):
     except ValueError as exc:
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         if "split" in first.lower():
-            raise InputError(f"--dataset {id_or_path}: {first}; choose an existing --split") from None
-        raise InputError(f"--dataset {id_or_path} could not be loaded ({first}); check the path or id") from None
+            raise InputError(f"{given}: {first}; pass split=NAME with a split it has") from None
+        raise InputError(f"{given} could not be loaded ({first}); check the path or id") from None
     except Exception as exc:
         first = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise InputError(
-            f"--dataset {id_or_path} could not be loaded ({type(exc).__name__}: {first}); check the path, id and --split"
+            f"{given} could not be loaded ({type(exc).__name__}: {first}); check the path, the id and split"
         ) from None
 
 
@@ -606,29 +636,35 @@ def hf_dataset(
         caption ids ``row#j``.  Images stay encoded (bytes or paths) until the
         extractor's workers decode them.
     """
+    return _hf_dataset(id_or_path, split, image_column, text_column, captions_per_image)
+
+
+def _hf_dataset(id_or_path, split: str, image_column: str | None, text_column: str | None, captions_per_image: str,
+                names: Names | None = None) -> CaptionedSource:
     captions_per_image = _check_captions_per_image(captions_per_image)
-    dataset = _load_hf(str(id_or_path), split)
+    given = _given(names, "id_or_path", id_or_path)
+    dataset = _load_hf(str(id_or_path), split, given)
     try:
         import datasets
 
         features = dataset.features
         columns = list(dataset.column_names)
     except AttributeError:
-        raise InputError(f"--dataset {id_or_path} is not a single split; pass --split") from None
+        raise InputError(f"{given} is not a single split; pass split=NAME") from None
     if image_column is None:
         typed = [c for c in columns if isinstance(features[c], datasets.Image)]
         named = [c for c in _IMAGE_COLUMNS if c in columns]
         image_column = (typed or named or [None])[0]
     elif image_column not in columns:
-        raise InputError(f"--image-column {image_column!r} is not in the dataset (columns: {', '.join(columns)})")
+        raise InputError(f"image_column={image_column!r} is not in the dataset (columns: {', '.join(columns)})")
     if text_column is None:
         text_column = next((c for c in _TEXT_COLUMNS if c in columns), None)
     elif text_column not in columns:
-        raise InputError(f"--text-column {text_column!r} is not in the dataset (columns: {', '.join(columns)})")
+        raise InputError(f"text_column={text_column!r} is not in the dataset (columns: {', '.join(columns)})")
     if image_column is None and text_column is None:
         raise InputError(
-            f"--dataset {id_or_path} has no image or caption column (columns: {', '.join(columns)}); "
-            "name them with --image-column and --text-column"
+            f"{given} has no image or caption column (columns: {', '.join(columns)}); "
+            "name them with image_column=NAME and text_column=NAME"
         )
     if image_column is not None and isinstance(features[image_column], datasets.Image):
         dataset = dataset.cast_column(image_column, datasets.Image(decode=False))

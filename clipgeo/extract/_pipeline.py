@@ -311,7 +311,7 @@ def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: A
     resize = tensor_resize(pil_transform) if normalizer is not None else None
     decode = options.decode if options.decode in ("torchvision", "device") else "pil"
     if decode != "pil" and resize is None:
-        warnings.warn(f"--decode {options.decode} is not possible with {loaded.name}'s preprocessing; using PIL",
+        warnings.warn(f"decode={options.decode!r} is not possible with {loaded.name}'s preprocessing; using PIL",
                       stacklevel=2)
         decode = "pil"
     dataset = RecordDataset(source, pil_transform, loaded.tokenizer, loaded.context_length, split=normalizer is not None,
@@ -329,14 +329,10 @@ def _run(source: CaptionedSource, root: Path, options: ExtractOptions, device: A
         prefetch_factor=4 if workers else None,
     )
     todo_indices = [i for k in todo for i in sampler.shard_range(k)]
-    from tqdm import tqdm
+    from .._progress import progress
 
-    if rank != 0:
-        show = False
-    else:
-        show = _stderr_is_tty() if options.progress is None else bool(options.progress)
-    bar = tqdm(total=_count_pairs(source, todo_indices), unit="pair", dynamic_ncols=True, disable=not show,
-               leave=False, desc=f"extract {loaded.name}")
+    bar = progress(total=_count_pairs(source, todo_indices), unit="pair", desc=f"extract {loaded.name}",
+                   show=False if rank != 0 else options.progress)  # None: on a terminal (clipgeo._progress)
     writer = _ShardWriterThread(store)
     writer.start()
     loop_start = time.perf_counter()
@@ -400,15 +396,6 @@ def _can_trim(model: Any) -> bool:
     from ._text import can_trim_text
 
     return can_trim_text(model)
-
-
-def _stderr_is_tty() -> bool:
-    import sys
-
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _finish_shard(shard: int, items: list[Any], image_chunks: list[Any], model: Any, loaded: LoadedModel,

@@ -58,9 +58,9 @@ def pair_conformity(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     pc = _beyond(inp, "pair_conformity")
     fig, axes, data = new_figure(
         inp,
-        f"Image vs caption conformity over {pc.n_pairs} pairs: Pearson r = {_with_interval(inp, 'pair_conformity.pearson', pc.pearson)}, "
+        f"C_img vs C_txt, {pc.n_pairs} pairs: r = {_with_interval(inp, 'pair_conformity.pearson', pc.pearson)}, "
         f"Spearman {_f(pc.spearman, 3)}",
-        width=5.6,
+        width=6.8,
         height=4.2,
         notes=[
             "exact conformity (SPEC §7) inside each modality; circled: the pairs whose two conformities disagree most"
@@ -102,12 +102,12 @@ def retrieval_by_conformity(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     ends = {d: rt.by_decile(d) for d in ("i2t", "t2i")}
     span = ", ".join(
         f"{label} {_f(t[0]['r1'])} → {_f(t[-1]['r1'])}"
-        for label, t in (("image→text", ends["i2t"]), ("text→image", ends["t2i"]))
+        for label, t in (("i→t", ends["i2t"]), ("t→i", ends["t2i"]))
         if t
     )
     fig, axes, data = new_figure(
         inp,
-        f"R@1 from the rarest to the most common conformity decile: {span}",
+        f"R@1, rarest → most common conformity decile: {span}",
         width=6.4,
         height=3.6,
         notes=[
@@ -144,8 +144,8 @@ def commonness(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     cm = _beyond(inp, "commonness")
     fig, axes, data = new_figure(
         inp,
-        f"Caption conformity vs commonness: Spearman r = {_f(cm.spearman_word_frequency)} with word frequency, "
-        f"{_f(cm.spearman_length)} with length",
+        f"Caption conformity vs word frequency: Spearman r = {_f(cm.spearman_word_frequency)}; "
+        f"vs length: {_f(cm.spearman_length)}",
         ncols=2,
         height=3.4,
         notes=[
@@ -225,7 +225,7 @@ def spectrum(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     fig, axes, data = new_figure(
         inp,
         f"Eigen-spectra of C: effective rank (RankMe) {parts} of d = {inp.report.dim}",
-        width=6.4,
+        width=7.2,
         height=3.8,
         notes=["dotted: the number of leading eigenvalues holding 90 % of tr C"],
     )

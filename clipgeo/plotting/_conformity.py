@@ -30,8 +30,7 @@ def _excess(r: Any) -> float | None:
 
 @register(
     "conformity_estimate",
-    "Exact conformity against both one-cosine estimates per modality: estimate_raw = cos(x, raw mean) and "
-    "estimate_unit = cos(x, mean of unit rows), with least-squares lines and r",
+    "Exact conformity vs both estimates, cos(x, raw mean) and cos(x, mean of unit rows), with fits and r",
     "§7",
 )
 def conformity_estimate(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
@@ -92,7 +91,7 @@ def conformity_estimate(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
 
 @register(
     "conformity_hist",
-    "Histograms of the exact conformity of image and text rows, means marked (the notebook's estimate_unit dotted)",
+    "Histograms of the exact conformity per modality, means marked, the notebook's estimate_unit dotted",
     "§7",
 )
 def conformity_hist(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
@@ -101,11 +100,11 @@ def conformity_hist(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     means = ", ".join(f"{r.mean:.3f} ({m})" for m, r in results.items())
     fig, axes, data = new_figure(
         inp,
-        f"Exact conformity (mean cosine to the other rows): mean {means}",
+        f"Exact conformity: mean {means}",
         height=3.4,
         width=6.8,
-        notes=["solid: exact conformity; dotted: estimate_unit = cos(x, mean of unit rows), which the paper's notebook "
-               "plots as 'conformity'"],  # fmt: skip
+        notes=["solid: exact conformity, each row's mean cosine to the other rows of its modality; dotted: "
+               "estimate_unit = cos(x, mean of unit rows), which the paper's notebook plots as 'conformity'"],  # fmt: skip
     )
     ax = axes[0, 0]
     units = {m: np.asarray(r.unit_estimate, dtype=np.float64) for m, r in results.items()}
@@ -204,8 +203,7 @@ def _thumbnail(path: str, dirs: list[str] = (), size: int = 160):
 
 @register(
     "conformity_extremes",
-    "The rows of highest and lowest exact conformity (common vs rare content): image thumbnails when the store "
-    "has readable image paths, captions otherwise; exact duplicates dropped",
+    "Highest and lowest exact-conformity rows: image thumbnails (else captions), exact duplicates dropped",
     "§7",
 )
 def conformity_extremes(inp: FigureInput) -> tuple[Any, dict[str, Any]]:

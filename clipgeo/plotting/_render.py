@@ -250,8 +250,10 @@ def render_figures(
         "store": inp.report.meta,
         "analysis": {"config": inp.report.config, "source": inp.origin},
     }
+    from .._progress import progress
+
     run = FigureRun(out_dir=out)
-    for name in names:
+    for name in progress(names, desc="figures", unit="fig"):  # a bar on a terminal only (clipgeo._progress)
         spec = FIGURES[name]
         try:
             with style():

@@ -121,8 +121,7 @@ def feature_variance(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
 
 @register(
     "mahalanobis_shell",
-    "Held-out Mahalanobis vs Euclidean shells (5-fold cross-fit): distances relative to their mean, with the cv "
-    "of each and the in-sample cv beside",
+    "Held-out (5-fold) Mahalanobis vs Euclidean shells: distance / its mean, held-out and in-sample cv",
     "§4",
 )
 def mahalanobis_shell(inp: FigureInput) -> tuple[Any, dict[str, Any]]:

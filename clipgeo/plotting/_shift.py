@@ -48,8 +48,7 @@ def _lowest(cs: Any, curve: str) -> str:
 
 @register(
     "centroid_shift",
-    "Change from α = 0 of the CLIP loss, its two terms, Wang & Isola's alignment and uniformity, and the "
-    "conformity KL, as the image centroid shifts by α",
+    "CLIP loss, its terms and Wang & Isola's metrics (change from α = 0), conformity KL, vs image centroid shift α",
     "§8",
 )
 def centroid_shift(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
@@ -175,8 +174,7 @@ def centroid_shift(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
 
 @register(
     "cosine_gradient",
-    "Mean |Δcos| under a fixed-size random move of the shifted image rows, vs ||u||, to the own and to the "
-    "nearest unpaired caption; the gradient formula as the overlay",
+    "Mean |Δcos| under a fixed random move vs ||u||, own and nearest unpaired caption; gradient formula overlay",
     "§9",
 )
 def cosine_gradient(inp: FigureInput) -> tuple[Any, dict[str, Any]]:

@@ -17,7 +17,7 @@ from ._draw import figure_frame
 from ._render import save_figure
 from ._style import MODALITY_COLORS, REFERENCE, SERIES, style
 
-__all__ = ["STUDY_PANELS", "plot_study"]
+__all__ = ["STUDY_PANELS", "plot_study", "short_label"]
 
 #: (title, [(row key, label, colour)], reference line or None, its label)
 STUDY_PANELS: tuple[tuple[str, list[tuple[str, str, str]], float | None, str], ...] = (
@@ -34,6 +34,16 @@ STUDY_PANELS: tuple[tuple[str, list[tuple[str, str, str]], float | None, str], .
       ("conformity_spread_text", "text", MODALITY_COLORS["text"])], None, ""),
     ("held-out R@1 image → text (caption level)", [("r1", "R@1", SERIES[2]), ("chance", "chance", SERIES[3])], None, ""),
 )  # fmt: skip
+
+
+def short_label(setting: str) -> str:
+    """``"fixed 0.01 / asymmetric / centred init"`` -> ``"τ=0.01 asym centred"`` (axis labels)."""
+    temperature, data, init = (part.strip() for part in setting.split(" / "))
+    words = ["learn τ" if temperature == "learnable" else "τ=" + temperature.removeprefix("fixed ")]
+    words += [{"asymmetric": "asym", "long-tail": "tail"}.get(d, d) for d in data.split(" + ") if d != "plain"]
+    if init != "random init":
+        words.append(init.removesuffix(" init"))
+    return " ".join(words)
 
 
 def plot_study(
@@ -65,12 +75,14 @@ def plot_study(
     """
     settings = [str(s["setting"]) for s in summary]
     x = np.arange(len(settings))
-    labels = [("★ " if s in reproducing else "") + s.replace(" / ", "\n") for s in settings]
+    labels = [("★ " if s in reproducing else "") + short_label(s) for s in settings]
     if reproducing:
         title = f"The double ellipsoid is kept by: {'; '.join(reproducing)}"
     else:
         title = "No setting keeps gap, offset and a separating feature with recall above chance"
     caption = ("tiny CLIP on captioned shapes, measured on fresh shapes  ·  bars: mean over seeds, dots: runs  ·  "
+               "learn τ: learnable from 1/0.07; asym: captions name half the attributes, 2 unnamed marks; tail: "
+               "long-tailed attributes; centred: centred init  ·  "
                "★: meets every criterion of clipgeo.train.study  ·  real CLIP (Levi & Gilboa 2025): gap 0.82, "
                "offset ≈ 1, a feature separating 100 %")  # fmt: skip
     panels: list[dict[str, Any]] = []
@@ -96,7 +108,7 @@ def plot_study(
             if reference is not None:
                 ax.axhline(reference, color=REFERENCE, linestyle="--", linewidth=1, label=ref_label)
             ax.set_title(panel_title)
-            ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=6.5)
+            ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
             ax.grid(axis="x", visible=False)
             ax.legend(fontsize=7)
             panels.append({"title": panel_title, "values": values, "reference": reference})

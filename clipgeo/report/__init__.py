@@ -18,6 +18,8 @@ module                holds                                                     
 ``_markdown``         the text of report.md                                             _paper
 ``_read``             :func:`read_report`, the inverse of ``_write``                    _names, _rebuild, analyzers
 ``_rebuild``          result objects from JSON summaries + table columns (any reader)   numpy
+``_beyond``           the SPEC §12 analyses: run, report.json keys, tables, report.md   analyzers, _rebuild
+``_compare``          :func:`compare_reports` (``clipgeo compare-stores``)              _beyond, plotting
 ``_html``             report.html: the self-contained page, one analysis or side by side  jinja2, markdown-it
 ====================  ================================================================  ==================
 

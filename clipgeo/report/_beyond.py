@@ -80,17 +80,6 @@ class Beyond:
     bootstrap: az.BootstrapResult | None = None
 
 
-def check_bootstrap(n_boot: object) -> int:
-    """The ``bootstrap`` option: 0 (off) or a number of draws >= 2, else a one-line InputError."""
-    from ..errors import InputError
-
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or int(n_boot) < 0 or int(n_boot) == 1:
-        raise InputError(
-            f"bootstrap must be 0 (off) or a number of draws >= 2, got {n_boot!r}; pass e.g. 200 (the default) or 0"
-        )
-    return int(n_boot)
-
-
 # -- running ---------------------------------------------------------------------------------------------
 
 
@@ -179,7 +168,7 @@ def run_beyond(
     else:
         beyond.commonness = run("commonness", az.commonness, conf["text"], captions)
 
-    n_boot = check_bootstrap(getattr(cfg, "bootstrap", az._bootstrap.DEFAULT_N_BOOT))
+    n_boot = int(cfg.bootstrap)  # checked by AnalyzeConfig: 0 (off) or >= 2
     if n_boot == 0:
         report.skipped["bootstrap"] = "turned off (bootstrap = 0)"
     else:

@@ -858,6 +858,11 @@ def headline_rows(data: dict[str, Any], keys: Sequence[str]) -> list[dict[str, A
     return rows
 
 
+def _slug(heading: str) -> str:
+    """An anchor for a report.md section that no spec names: ``md-`` and its words, lower case."""
+    return "md-" + ("-".join(re.findall(r"[a-z0-9]+", heading.lower())) or "section")
+
+
 def _title_of(key: str) -> str:
     return key.replace("_", " ").replace(".", " · ").capitalize()
 
@@ -922,13 +927,13 @@ def _build_sections(analyses: Sequence[Analysis]) -> list[Section]:
             if SKIP_MARKDOWN.match(heading):
                 continue
             spec = next((s for s in specs if s.markdown and re.search(s.markdown, heading, re.IGNORECASE)), None)
-            key = spec.key if spec is not None else "md:" + heading
+            key = spec.key if spec is not None else _slug(heading)
             if spec is None and heading not in extra_chunks:
                 extra_chunks.append(heading)
             by_key.setdefault(key, []).append(chunk)
         chunk_of.append(by_key)
     for heading in extra_chunks:
-        specs.append(SectionSpec("md:" + heading, heading))
+        specs.append(SectionSpec(_slug(heading), heading))
     leftover = [n for a in analyses for n in a.figures if n not in assigned]
     if leftover:
         specs.append(SectionSpec("other_figures", "Other figures", figures=tuple(dict.fromkeys(leftover))))

@@ -76,10 +76,14 @@ class Report:
         k = int(self.config.get("n_extremes", 5) if k is None else k)
         out: dict[str, Any] = {}
         for modality, result in self.conformity.items():
-            top, bottom = result.extremes(k)
             info = self.rows.get(modality, {})
             label = "caption" if modality == "text" else "path"
             labels = info.get("captions" if modality == "text" else "paths")
+            # an exact duplicate (the same caption, the same image file) is listed once
+            keys = labels if labels is not None and len(labels) == len(result.values) and any(labels) else None
+            if keys is not None:  # rows without a label are never duplicates of each other
+                keys = [str(v) if str(v) else f"row {i}" for i, v in enumerate(keys)]
+            top, bottom = result.extremes(k, labels=keys)
 
             def entry(i: int, labels=labels, label=label, info=info, result=result) -> dict[str, Any]:
                 item = {"row": int(i), "conformity": float(result.values[i])}

@@ -3,11 +3,15 @@
 :func:`status` and :func:`summary` describe a store directory from its manifest
 (the rest of clipgeo asks them instead of reading ``manifest.json``);
 :func:`summarize` describes the rows of an :class:`EmbeddingSet` already read.
+:func:`iter_store` streams the shards as numpy batches (local paths and fsspec URLs),
+without reading the store whole.
 """
 
 from ._embedding_set import EmbeddingSet
 from ._formats import load_matrix, load_pairs, load_strings
 from ._import import import_embeddings
+from ._import_stream import import_clip_retrieval
+from ._iter import ShardInfo, StoreBatch, StoreShards, iter_store, open_store
 from ._meta import StoreMeta
 from ._reader import read_manifest, read_store
 from ._status import StoreStatus, StoreSummary, status, summary
@@ -19,8 +23,14 @@ __all__ = [
     "StoreMeta",
     "StoreStatus",
     "StoreSummary",
+    "ShardInfo",
+    "StoreBatch",
+    "StoreShards",
     "StoreWriter",
+    "import_clip_retrieval",
     "import_embeddings",
+    "iter_store",
+    "open_store",
     "load_matrix",
     "load_pairs",
     "load_strings",

@@ -17,10 +17,10 @@ and returns a :class:`MatrixSource`: its shape and dtype from the header alone, 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

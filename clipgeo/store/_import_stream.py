@@ -275,8 +275,8 @@ def import_clip_retrieval(
     sources = {"image": {k: open_matrix(img[k], "image embeddings") for k in keys} if img else {},
                "text": {k: open_matrix(txt[k], "text embeddings") for k in keys} if txt else {}}
     dim = None
-    for m, shards in sources.items():
-        for k, s in shards.items():
+    for shards in sources.values():
+        for s in shards.values():
             if dim is None:
                 dim = s.shape[1]
             elif s.shape[1] != dim:

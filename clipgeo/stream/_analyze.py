@@ -11,7 +11,6 @@ from typing import Any
 
 from ..errors import InputError
 
-
 #: in-memory analysis holds about this many float64 copies of every embedding (read, checked, paired, pooled)
 IN_MEMORY_COPIES = 4
 #: stream when the in-memory analysis would need more than this share of the available memory

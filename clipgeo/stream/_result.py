@@ -85,6 +85,23 @@ class StreamReport(Report):
         data = json.loads((out / n.REPORT_JSON).read_text())
         data.update(summary(self))  # the store's counts, not the sample's
         data.update(self.extra_json)
-        write_text(out / n.REPORT_MD, render_markdown(self, data))
+        write_text(out / n.REPORT_MD, render_markdown(self, data).rstrip() + "\n\n" + self.markdown_section() + "\n")
         write_json(out / n.REPORT_JSON, data, indent=2)
         return files
+
+    def markdown_section(self) -> str:
+        """report.md's account of the streamed analysis: what is exact, bounded, sampled."""
+        st = self.streaming
+        sample, hist = st.get("sample", {}), st.get("histogram")
+        lines = ["## Streamed analysis", "",
+                 f"Two passes over every shard on {st.get('engine')} ({st.get('workers')} worker(s)).",
+                 "- **Exact** over every row: " + ", ".join(st.get("methods", {}).get("exact", [])) + "."]
+        if hist:
+            lines.append(f"- **Histograms** ({hist['bins']} bins per feature): threshold accuracy within "
+                         f"{hist['threshold_accuracy_max_error']:.2g} below the exact value, AUC within "
+                         f"± {hist['auc_max_error']:.2g} (per feature in features.csv).")
+        kind = "pairs" if sample.get("kind") == "pairs" else "rows per modality"
+        size = sample.get("pairs") if sample.get("kind") == "pairs" else sample.get("rows")
+        lines.append(f"- **Sample** of {size} {kind} (seed {sample.get('seed')}, uniform without replacement): "
+                     + ", ".join(st.get("methods", {}).get("sample", [])) + "; rows_*.csv hold the sampled rows.")
+        return "\n".join(lines)

@@ -52,6 +52,17 @@ class TrainConfig:
         AdamW parameters (open_clip's defaults for ViTs).
     grad_clip : float or None
         Clip the gradient norm at this value.
+    temperature : float or None
+        A **fixed** temperature τ > 0 of the CLIP objective: the logit scale is 1/τ and is not
+        learned (e.g. 0.01, CLIP's end value).  None: the scale is learned.
+    init_temperature : float or None
+        Where a **learnable** logit scale starts (1/init_temperature, e.g. 0.07 as CLIP); None:
+        the model's own (1/0.07 for a random init, the learned value of pretrained weights).
+        Clamped at 100 on the parameter after every optimizer step.  Conflicts with ``temperature``.
+    init : {"random", "centred"}
+        ``random``: the model as loaded.  ``centred``: before the first step each tower is shifted
+        so that its raw outputs on the first (up to 256) training samples have mean 0
+        (:mod:`clipgeo.train.centring`), removing the modality gap of the random-init cone.
     seed : int
         Seeds the model initialisation, held-out split, shuffling and augmentation.
     device : str
@@ -97,6 +108,9 @@ class TrainConfig:
     beta2: float = 0.98
     eps: float = 1e-6
     grad_clip: float | None = None
+    temperature: float | None = None
+    init_temperature: float | None = None
+    init: str = "random"
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -114,7 +128,7 @@ class TrainConfig:
     #: options that must not change when a run is resumed
     FIXED_ON_RESUME: ClassVar[tuple[str, ...]] = (
         "model", "objective", "objective_options", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps",
-        "min_lr_ratio", "seed", "heldout", "augment", "data",
+        "min_lr_ratio", "seed", "heldout", "augment", "data", "temperature", "init_temperature", "init",
     )  # fmt: skip
 
 
@@ -159,6 +173,36 @@ class TrainResult:
         return self.run_dir / "model.safetensors"
 
 
+#: the initialisations ``TrainConfig.init`` takes
+INITS = ("random", "centred")
+#: objectives with a CLIP logit scale (``temperature`` / ``init_temperature`` apply to them)
+SCALED_OBJECTIVES = ("clip",)
+
+
+def check_temperature_options(config: TrainConfig) -> None:
+    """Refuse a temperature ≤ 0, an unknown init, and options that contradict each other."""
+    if config.init not in INITS:
+        raise InputError(f"unknown init {config.init!r}; choose one of {', '.join(INITS)}")
+    given = [name for name in ("temperature", "init_temperature") if getattr(config, name) is not None]
+    for name in given:
+        check_positive(getattr(config, name), name)
+    if len(given) == 2:
+        raise InputError(
+            f"temperature={config.temperature} fixes the logit scale but init_temperature={config.init_temperature} "
+            "starts a learnable one; give one of them"
+        )
+    if given and config.objective not in SCALED_OBJECTIVES:
+        raise InputError(
+            f"{given[0]} sets the CLIP logit scale, which objective {config.objective!r} does not have; "
+            "set its own temperature with objective_option temperature=VALUE"
+        )
+    if config.temperature is not None and "max_logit_scale" in config.objective_options:
+        raise InputError(
+            f"temperature={config.temperature} fixes the logit scale, so the learnable-scale option max_logit_scale "
+            "has nothing to clamp; drop one of them"
+        )
+
+
 def check_config(config: TrainConfig, n: int) -> tuple[int, int]:
     """Check ``config`` against a source of ``n`` samples, once; returns (held-out, training) sample counts.
 
@@ -172,6 +216,9 @@ def check_config(config: TrainConfig, n: int) -> tuple[int, int]:
     check_scalar(config.weight_decay, "weight_decay", min_val=0.0)
     check_count(config.workers, "workers", minimum=0)
     resolve_precision(config.precision)
+    check_temperature_options(config)
+    if config.grad_clip is not None:
+        check_positive(config.grad_clip, "grad_clip")
     n_heldout = config.heldout if config.heldout is not None else min(256, max(2, n // 10))
     if n_heldout < 2:
         raise InputError(f"heldout must be at least 2 (recall@1 needs two pairs), got {n_heldout}")

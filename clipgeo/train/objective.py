@@ -14,6 +14,9 @@ parameters and buffers so that it is checkpointed).  The trainer calls:
     ``loss`` and logs the mean of every entry (scalars may be tensors or
     floats) over the steps since the last log.  Runs under autocast when the
     precision is fp16/bf16; under DDP it is reached through ``forward`` (do not override).
+``on_train_start()``
+    Optional, once before the first step of a new run (not when resuming),
+    without gradients: e.g. set the initial logit scale.
 ``on_after_step()``
     Optional, after every optimizer step, without gradients: clamp a scale,
     EMA-update a target network, enqueue keys, write a memory bank.
@@ -87,6 +90,9 @@ OBJECTIVES: dict[str, Any] = {
     "swav": "clipgeo.train.objectives.swav:SwAVObjective",
     "simcse": "clipgeo.train.objectives.simcse:SimCSEObjective",
     "byol": "clipgeo.train.objectives.byol:BYOLObjective",
+    # redundancy reduction (the seeds' second family)
+    "barlow-twins": "clipgeo.train.objectives.barlow_twins:BarlowTwinsObjective",
+    "vicreg": "clipgeo.train.objectives.vicreg:VICRegObjective",
     "supervised": "clipgeo.train.objectives.supervised:SupervisedObjective",
 }
 
@@ -132,6 +138,9 @@ class Objective(nn.Module):
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         raise NotImplementedError
+
+    def on_train_start(self) -> None:
+        """Called once before the first step of a new run, not on resume (no gradients)."""
 
     def on_after_step(self) -> None:
         """Called after every optimizer step (no gradients)."""

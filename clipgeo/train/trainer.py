@@ -54,6 +54,7 @@ from ..errors import InputError
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint, save_weights
 from .config import TrainConfig, TrainingDiverged, TrainingStopped, TrainResult, check_config
 from .data import EpochSampler, collate, split_heldout
+from .distributed import convert_batchnorm
 from .metrics import BASE_COLUMNS, MetricsLog, heldout_metrics, metric_columns
 from .objective import Objective, ObjectiveContext, get_objective
 from .schedule import warmup_cosine_scheduler
@@ -222,6 +223,12 @@ def setup(config: TrainConfig, source: Sequence, *, callbacks: Sequence[Callback
     train_set = objective.make_dataset(source, train_idx, train=True)
     heldout_set = objective.make_dataset(source, heldout_idx, train=False)
     heldout_batch = collate([heldout_set[i] for i in range(len(heldout_set))])
+    centring = None
+    if resumed is None:  # a resumed run restores all of this from its checkpoint
+        with torch.no_grad():
+            objective.on_train_start()
+            if config.init == "centred":
+                centring = _centre(objective, source, train_idx, device)
 
     sampler = EpochSampler(num_train, config.batch_size, config.seed, rank, world)
     loader_rng = torch.Generator()  # worker seeds come from here, not from the global RNG
@@ -241,10 +248,15 @@ def setup(config: TrainConfig, source: Sequence, *, callbacks: Sequence[Callback
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     wrapped: nn.Module = objective
     if runtime.is_distributed():
+        # batch norm on the global batch (heads of SimCLR, BYOL, SwAV …), on any backend
+        convert_batchnorm(objective)
         wrapped = nn.parallel.DistributedDataParallel(
             objective,
             device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=objective.find_unused_parameters,
+            # banks, queues and clusterings are gathered by the objectives, so every rank holds the same
+            # state; broadcasting rank 0's buffers at every forward would overwrite the other ranks' writes
+            broadcast_buffers=False,
         )
 
     meta = {
@@ -253,7 +265,7 @@ def setup(config: TrainConfig, source: Sequence, *, callbacks: Sequence[Callback
             "device": str(device), "precision": precision, "world_size": world, "num_train": num_train,
             "num_classes": num_classes, "num_heldout": n_heldout, "steps_per_epoch": steps_per_epoch,
             "total_steps": total_steps, "warmup_steps": warmup, "pair_names": list(objective.pair_names),
-            "objective_class": objective_cls.__name__, "model": loaded.meta,
+            "objective_class": objective_cls.__name__, "model": loaded.meta, "centring": centring,
         },
         "provenance": provenance(config.to_dict()),
     }  # fmt: skip
@@ -308,6 +320,27 @@ def _restore(state: RunState, saved: dict[str, Any]) -> None:
     if state.step_in_epoch > 0 and len(saved["rng"]) == state.world:
         restore_rng(saved["rng"][state.rank])
     state.resumed = True
+
+
+#: training samples the centred initialisation averages over
+CENTRING_SAMPLES = 256
+
+
+def _centre(objective: Objective, source: Sequence, train_idx: np.ndarray, device: torch.device) -> dict[str, float]:
+    """``init="centred"``: shift the towers so their raw outputs on the first training samples have mean 0."""
+    from .centring import centre_towers
+
+    idx = train_idx[:CENTRING_SAMPLES]  # the same samples on every rank
+    dataset = objective.make_dataset(source, idx, train=False)
+    batch = _to_device(collate([dataset[i] for i in range(len(dataset))]), device)
+    was_training = objective.training
+    objective.eval()
+    if objective.data_kind == "pairs":
+        report = centre_towers(objective.model, images=batch["image"], texts=batch["text"])
+    else:  # the image objectives train the image tower only
+        report = centre_towers(objective.model, images=batch[next(k for k in batch if k.startswith("view"))])
+    objective.train(was_training)
+    return report
 
 
 def _param_groups(objective: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -11,8 +11,12 @@ For a batch of N matched pairs with unit embeddings ``u_i`` (image) and
     L = ½ [ mean_i CE(S_i·, i) + mean_j CE(S_·j, j) ]
 
 The scale is ``s = exp(t)`` with ``t`` learnable, initialised at
-``log(1/0.07)`` and clamped so that ``s ≤ 100``.  On the same inputs the value
-equals ``open_clip.loss.ClipLoss`` (tested).  Under ``torchrun`` the features of
+``log(1/0.07)``; ``t`` itself is clamped to ``[0, log 100]`` after each optimizer
+step (:meth:`ClipLoss.clamp_`), never inside the loss: in float32
+``exp(log 100) = 100.0000076 > 100``, so a clamp of ``s`` in the loss would zero
+the scale's gradient for ever once it reaches 100 (and from step 0 for OpenAI
+weights).  On the same inputs value and gradients equal ``open_clip.loss.ClipLoss``
+at, below and above the bound (tested).  Under ``torchrun`` the features of
 every rank are gathered with gradient and each rank takes the loss of its own
 anchors (see :mod:`clipgeo.train.distributed`), which reproduces the
 full-batch loss and gradients.
@@ -23,9 +27,11 @@ The CLIP objective: symmetric InfoNCE between the image and text towers.
 
 The logit scale is the open_clip model's own ``logit_scale`` parameter
 (``t = log s``, initialised at ``log(1/0.07)`` by open_clip, so a fine-tuned
-model keeps its learned value and the exported weights carry it); the loss
-clamps ``s`` at 100 and :meth:`ClipObjective.on_after_step` clamps ``t`` to
-``[0, log 100]`` after every optimizer step, as CLIP and open_clip do.
+model keeps its learned value and the exported weights carry it);
+:meth:`ClipObjective.on_after_step` clamps ``t`` to ``[0, log 100]`` after every
+optimizer step, as CLIP and open_clip do.  ``TrainConfig.temperature`` fixes the
+scale at ``1/τ`` instead (the parameter is set and frozen, not clamped), and
+``TrainConfig.init_temperature`` starts the learnable one at ``1/τ₀``.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ class ClipLoss(nn.Module):
     init_logit_scale : float, default 1/0.07
         Initial multiplicative logit scale ``s`` (the inverse temperature).
     max_logit_scale : float, default 100
-        Upper clamp of ``s`` (CLIP's value).
+        Upper clamp of ``s`` (CLIP's value), applied to the parameter by :meth:`clamp_`.
     learnable : bool, default True
         Learn ``t = log s`` as the parameter ``logit_scale`` (same name and
         parameterisation as an open_clip model).  When False, ``s`` stays fixed.
@@ -98,8 +104,8 @@ class ClipLoss(nn.Module):
 
     @property
     def scale(self) -> torch.Tensor:
-        """The current multiplicative scale ``s = min(exp(t), max_logit_scale)`` (0-d tensor)."""
-        return self.logit_scale.exp().clamp(max=self.max_logit_scale)
+        """The current multiplicative scale ``s = exp(t)`` (0-d tensor; :meth:`clamp_` keeps it ≤ max_logit_scale)."""
+        return self.logit_scale.exp()
 
     @torch.no_grad()
     def clamp_(self) -> None:
@@ -120,8 +126,8 @@ class ClipLoss(nn.Module):
             Embeddings of the two modalities (raw or unit, see ``normalize``).
         logit_scale : Tensor or float, optional
             Multiplicative scale ``s`` to use instead of this loss's own, e.g.
-            ``model.logit_scale.exp()`` of an open_clip model; it is clamped at
-            ``max_logit_scale`` too.
+            ``model.logit_scale.exp()`` of an open_clip model; used as given (the
+            parameter is clamped after the optimizer step, not here).
 
         Returns
         -------
@@ -139,7 +145,6 @@ class ClipLoss(nn.Module):
             img = F.normalize(img, dim=-1)
             txt = F.normalize(txt, dim=-1)
         scale = self.scale if logit_scale is None else torch.as_tensor(logit_scale, device=img.device).float()
-        scale = scale.clamp(max=self.max_logit_scale)
 
         gather = is_distributed() if self.gather is None else self.gather
         n = img.shape[0]
@@ -162,11 +167,16 @@ class ClipLoss(nn.Module):
 class ClipObjective(Objective):
     """Contrastive image–text training of an open_clip model (``--objective clip``).
 
+    The logit scale follows the run's configuration (:class:`~clipgeo.train.config.TrainConfig`):
+    ``temperature`` fixes it at ``1/τ`` (not learned); otherwise the model's own ``logit_scale``
+    is learned — from ``1/init_temperature`` when that is given — and clamped at
+    ``max_logit_scale`` after every optimizer step.
+
     Parameters
     ----------
     ctx : ObjectiveContext
     max_logit_scale : float, default 100
-        Clamp of the logit scale.
+        Clamp of the learnable logit scale.
     """
 
     name = "clip"
@@ -176,19 +186,41 @@ class ClipObjective(Objective):
     def __init__(self, ctx: ObjectiveContext, max_logit_scale: float = 100.0) -> None:
         super().__init__(ctx)
         self.loss = ClipLoss(max_logit_scale=max_logit_scale, learnable=False)
+        config = ctx.config
+        self.temperature = getattr(config, "temperature", None)
+        self.init_temperature = getattr(config, "init_temperature", None)
+        if self.init_temperature is not None and 1.0 / self.init_temperature > self.loss.max_logit_scale:
+            raise InputError(
+                f"init_temperature={self.init_temperature:g} starts the logit scale at {1 / self.init_temperature:g}, "
+                f"above max_logit_scale={self.loss.max_logit_scale:g}; give init_temperature >= "
+                f"{1 / self.loss.max_logit_scale:g} or use a fixed temperature"
+            )
+        if self.temperature is not None:
+            with torch.no_grad():
+                self.model.logit_scale.fill_(math.log(1.0 / self.temperature))
+            self.model.logit_scale.requires_grad_(False)
+
+    @property
+    def learnable(self) -> bool:
+        """The logit scale is learned (no fixed ``temperature``)."""
+        return self.temperature is None
+
+    def on_train_start(self) -> None:
+        if self.init_temperature is not None:
+            self.model.logit_scale.fill_(math.log(1.0 / self.init_temperature))
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         image = self.model.encode_image(batch["image"])  # (B, d) raw
         text = self.model.encode_text(batch["text"])  # (B, d) raw
-        scale = self.model.logit_scale.exp()
-        loss = self.loss(image, text, logit_scale=scale)
+        loss = self.loss(image, text, logit_scale=self.model.logit_scale.exp())  # the scale as is: no clamp here
         return {"loss": loss}
 
     def on_after_step(self) -> None:
-        self.model.logit_scale.clamp_(0.0, math.log(self.loss.max_logit_scale))
+        if self.learnable:  # on the parameter, after the step (open_clip's order)
+            self.model.logit_scale.clamp_(0.0, math.log(self.loss.max_logit_scale))
 
     def logged_state(self) -> dict[str, float]:
-        return {"logit_scale": float(self.model.logit_scale.detach().exp().clamp(max=self.loss.max_logit_scale))}
+        return {"logit_scale": float(self.model.logit_scale.detach().exp())}
 
     def embed_pair(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         image = self.model.encode_image(batch["image"], normalize=False)  # (B, d)

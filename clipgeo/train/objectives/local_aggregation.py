@@ -37,6 +37,7 @@ from torch import nn
 
 from ...errors import InputError
 from ...validation import check_count, check_positive
+from ...runtime import world_size
 from ..objective import ObjectiveContext
 from ._base import ViewsObjective, resolve
 from ._common import check_features, unit
@@ -181,8 +182,8 @@ class LocalAggregationLoss(nn.Module):
         logits = torch.einsum("bd,bkd->bk", v, self.bank.vectors[neighbours]) / self.temperature  # (B, k)
         loss = local_aggregation_loss(logits, close_mask(self.labels, indices, neighbours))
         if update:
-            self.bank.update(indices, v)
-            self.seen += len(indices)
+            self.bank.update(indices, v)  # every rank's rows under torchrun (MemoryBank.update gathers)
+            self.seen += len(indices) * world_size()
             if int(self.seen) >= self.n_data:
                 self.recluster()
         return loss

@@ -45,6 +45,7 @@ from torch.nn import functional as F
 
 from ...errors import InputError
 from ...validation import check_count, check_fraction, check_positive
+from ..distributed import gather
 from ..objective import ObjectiveContext
 from ._base import ViewsObjective, resolve
 from ._common import check_features, unit
@@ -98,7 +99,12 @@ class MemoryBank(nn.Module):
 
     @torch.no_grad()
     def update(self, indices: torch.Tensor, features: torch.Tensor) -> None:
-        """Move rows ``indices`` (B,) towards ``features`` (B, dim) (normalised first)."""
+        """Move rows ``indices`` (B,) towards ``features`` (B, dim) (normalised first).
+
+        Under ``torchrun`` the rows and indices of every rank are gathered first, so every
+        rank's bank receives every rank's rows (the single-process update of the full batch).
+        """
+        indices, features = gather(indices), gather(features)  # (W*B,), (W*B, dim)
         new = unit(self.momentum * self.vectors[indices] + (1.0 - self.momentum) * unit(features.detach().float()))
         self.vectors[indices] = new.to(self.vectors.dtype)
 
@@ -208,7 +214,8 @@ class InstanceDiscriminationLoss(nn.Module):
             return sampled_softmax_loss(pos, neg)
         if torch.isnan(self.log_z):
             # Z ≈ N · E_j exp(v̄_j · v / τ), Monte Carlo over this batch's noise rows
-            estimate = torch.logsumexp(neg.detach().double().flatten(), 0) - math.log(neg.numel()) + math.log(self.n_data)
+            noise = gather(neg.detach().double().flatten())  # every rank's noise: the same Z on every rank
+            estimate = torch.logsumexp(noise, 0) - math.log(noise.numel()) + math.log(self.n_data)
             self.log_z.fill_(float(estimate))
         return nce_loss(pos, neg, self.log_z, self.n_data)
 

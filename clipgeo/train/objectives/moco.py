@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from ...errors import InputError
 from ...validation import check_count, check_fraction, check_positive
+from ..distributed import gather
 from ..objective import ObjectiveContext
 from ._base import ViewsObjective, resolve
 from ._common import attach, check_features, ema_update, frozen_copy, unit
@@ -52,9 +53,13 @@ class KeyQueue(nn.Module):
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
-        """Append ``keys`` (B, dim), overwriting the ``B`` oldest entries (all of them if B ≥ size)."""
+        """Append ``keys`` (B, dim), overwriting the ``B`` oldest entries (all of them if B ≥ size).
+
+        Under ``torchrun`` the keys of every rank are gathered first (rank 0's first), so every
+        rank's queue holds every rank's keys, as one process on the full batch.
+        """
         check_features("keys", keys, self.dim)
-        keys = keys.detach().to(self.keys.dtype)
+        keys = gather(keys.detach()).to(self.keys.dtype)  # (W*B, dim)
         if len(keys) >= self.size:  # only the newest `size` keys survive
             keys = keys[-self.size :]
         n = len(keys)

@@ -26,11 +26,13 @@ from torch.nn import functional as F
 
 from ...errors import InputError
 from ...validation import check_fraction, check_positive
+from ...runtime import is_distributed, rank
+from ..distributed import gather_with_grad
 from ..objective import Objective, ObjectiveContext
 from ._common import check_features, unit
 
 
-def simcse_loss(h: torch.Tensor, h_pos: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+def simcse_loss(h: torch.Tensor, h_pos: torch.Tensor, temperature: float = 0.05, gather: bool | None = None) -> torch.Tensor:
     """In-batch InfoNCE between two encodings of the same sentences.
 
     Parameters
@@ -38,13 +40,21 @@ def simcse_loss(h: torch.Tensor, h_pos: torch.Tensor, temperature: float = 0.05)
     h, h_pos : Tensor of shape (B, d)
         Two dropout passes; row ``i`` of each is the same sentence.
     temperature : float
+    gather : bool or None
+        Take the candidates ``h⁺`` of every rank (gather with gradient, local anchors), so
+        that ``torchrun`` reproduces the full-batch loss and gradients.  None: whenever a
+        process group with more than one rank is initialised.
 
     Returns
     -------
     0-d Tensor: ``mean_i −log softmax_j(cos(h_i, h⁺_j) / τ)_i``.
     """
-    logits = unit(h.float()) @ unit(h_pos.float()).T / temperature  # (B, B)
-    return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+    anchors, candidates = unit(h.float()), unit(h_pos.float())  # (B, d) each
+    offset = 0
+    if is_distributed() if gather is None else gather:
+        candidates, offset = gather_with_grad(candidates), rank() * len(anchors)  # (W*B, d)
+    logits = anchors @ candidates.T / temperature  # (B, W*B)
+    return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device) + offset)
 
 
 class DropoutHandles(list):

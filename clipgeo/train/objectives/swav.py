@@ -29,6 +29,8 @@ from torch.nn import functional as F
 
 from ...errors import InputError
 from ...validation import check_count, check_positive
+from ...runtime import is_distributed, rank
+from ..distributed import gather
 from ..objective import ObjectiveContext
 from ._base import ViewsObjective
 from ._common import check_features, unit
@@ -133,8 +135,10 @@ class SwAVLoss(nn.Module):
             raise InputError(f"the two views have {len(features_1)} and {len(features_2)} rows; pass the same batch twice")
         self.normalize_prototypes()
         s1, s2 = self.scores(features_1), self.scores(features_2)  # (B, K) each
-        q1 = sinkhorn_knopp(s1, self.epsilon, self.sinkhorn_iters)
-        q2 = sinkhorn_knopp(s2, self.epsilon, self.sinkhorn_iters)
+        # the equipartition is over the global batch: Sinkhorn on every rank's scores, this rank's rows kept
+        start = rank() * len(s1) if is_distributed() else 0
+        q1 = sinkhorn_knopp(gather(s1), self.epsilon, self.sinkhorn_iters)[start : start + len(s1)]
+        q2 = sinkhorn_knopp(gather(s2), self.epsilon, self.sinkhorn_iters)[start : start + len(s2)]
         return swapped_prediction_loss(s1, s2, q1, q2, self.temperature)
 
 
