@@ -103,7 +103,9 @@ def nearest_neighbors(x: np.ndarray, k: int, *, chunk: int = _CHUNK) -> tuple[np
     k = max(1, min(int(k), n))
     ids = np.empty((n, k), dtype=np.int64)
     dist = np.empty((n, k), dtype=np.float32)
-    for start in range(0, n, chunk):
+    from ._progress import progress
+
+    for start in progress(range(0, n, chunk), desc="neighbours", unit="block"):
         stop = min(n, start + chunk)
         d = 1.0 - u[start:stop] @ u.T  # (b, n)
         rows = np.arange(stop - start)

@@ -53,6 +53,14 @@ class DemoConfig:
     n_eval : int
         Fresh shapes (another seed) embedded by both models and analyzed.
     epochs, batch_size, lr : training schedule of the ``tiny`` CLIP.
+    temperature : float or None
+        Fixed temperature of the CLIP loss (None: learnable from 1/0.07).  0.01 by default: the
+        setting of the geometry study (:mod:`clipgeo.train.study`, docs/train.md) that keeps the
+        double ellipsoid — a persistent gap, offset ellipsoids, a separating feature — while
+        learning; with the learnable scale a short run closes the gap.
+    grad_clip : float or None
+        Gradient-norm clip (the study's 1.0: without it a fixed τ = 0.01 run from the random
+        init can collapse first).
     seed : int
     figures_dir : path, optional
         Also copy the trained model's PNG figures here (``make figures`` → figures/).
@@ -66,6 +74,8 @@ class DemoConfig:
     epochs: int = 12
     batch_size: int = 128
     lr: float = 2e-3
+    temperature: float | None = 0.01
+    grad_clip: float | None = 1.0
     seed: int = 0
     figures_dir: Path | None = None
     realdata: Path | None = None
@@ -129,6 +139,7 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] | None = None) -> Pa
         tc = TrainConfig(
             out=str(run_dir), model="tiny", pretrained="none", epochs=config.epochs, batch_size=config.batch_size,
             lr=config.lr, seed=config.seed, device="cpu", precision="fp32", log_every=25,
+            temperature=config.temperature, grad_clip=config.grad_clip,
             resume=(run_dir / "checkpoint.pt").exists(), data={"shapes": config.n_train, "seed": config.seed},
         )
         import torch
@@ -194,7 +205,9 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] | None = None) -> Pa
     t = steps.start("writing the report")
     metrics = _training_table(run_dir / "metrics.csv")
     report = out / "report.md"
-    report.write_text(_render(config, reports, fig_dir, run_dir, metrics, real_section, out, time.perf_counter() - t_all))
+    moments = real_moments(realdata) if realdata is not None else {}
+    report.write_text(_render(config, reports, fig_dir, run_dir, metrics, real_section, out, time.perf_counter() - t_all,
+                              moments=moments))  # fmt: skip
     # the same two analyses as one self-contained page, side by side (the trained model's figures as drawn above)
     page = write_html(
         [out / "analysis" / "trained", out / "analysis" / "untrained"], out, labels=["trained", "untrained"],
@@ -251,6 +264,12 @@ def claim_rows(report: Report) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _temperature_words(config: DemoConfig) -> str:
+    if config.temperature is None:
+        return "the learnable logit scale (from 1/0.07)"
+    return f"a fixed temperature τ = {config.temperature:g} (logit scale {1 / config.temperature:g})"
+
+
 def _pct(x: Any) -> str:
     return "–" if x is None else f"{100 * float(x):.1f} %"
 
@@ -269,8 +288,40 @@ def _training_table(metrics_csv: Path) -> list[dict[str, Any]]:
     return frame.iloc[picks][keep].to_dict("records")
 
 
+#: folder of the real raw ViT-L/14 moments in the real-data folder (README of shared/realdata)
+REAL_MOMENTS = "raw_moments_vitl14_coco"
+
+
+def real_moments(realdata: Path) -> dict[str, str]:
+    """Claim text -> value of the real **raw** OpenAI ViT-L/14 moments on MS-COCO, where they answer it.
+
+    The folder holds the raw image mean and covariance and the raw text mean (no samples, no text
+    covariance), so they give the image offset ratio ``‖m‖ / ‖σ‖ = ‖m‖ / sqrt(tr C)`` and the
+    shell radius ``sqrt(tr C)``, and nothing that needs rows (gap of unit vectors, separability).
+    Empty when the folder is absent.
+    """
+    import numpy as np
+
+    from .report import PAPER
+
+    folder = Path(realdata) / REAL_MOMENTS
+    if not (folder / "image_mean.npy").is_file() or not (folder / "image_cov.npy").is_file():
+        return {}
+    mean = np.load(folder / "image_mean.npy").astype(np.float64)
+    cov = np.load(folder / "image_cov.npy").astype(np.float64)
+    radius = float(np.sqrt(np.trace(cov)))
+    out = {
+        PAPER["offset_image"].claim: f"{np.linalg.norm(mean) / radius:.3g} (‖m‖ {np.linalg.norm(mean):.2f}, √tr C {radius:.2f})",
+        PAPER["thin_shell"].claim.format(m="image"): f"√tr C = {radius:.2f} (moments only)",
+    }
+    if (folder / "text_mean.npy").is_file():
+        out[PAPER["offset_text"].claim] = f"‖m‖ {np.linalg.norm(np.load(folder / 'text_mean.npy').astype(np.float64)):.2f} (no covariance)"
+    return out
+
+
 def _render(config: DemoConfig, reports: dict[str, Report], fig_dir: Path, run_dir: Path,
-            metrics: list[dict[str, Any]], real_section: str, out: Path, seconds: float) -> str:
+            metrics: list[dict[str, Any]], real_section: str, out: Path, seconds: float,
+            moments: dict[str, str] | None = None) -> str:
     rel = lambda p: os.path.relpath(p, out)  # noqa: E731
     trained, untrained = claim_rows(reports["trained"]), claim_rows(reports["untrained"])
     untrained_by_claim = {c: v for c, _, v in untrained}
@@ -278,17 +329,19 @@ def _render(config: DemoConfig, reports: dict[str, Report], fig_dir: Path, run_d
         "# clipgeo demo: the double-ellipsoid geometry, from an untrained to a trained CLIP",
         "",
         f"A `tiny` CLIP (2-layer towers, 64-d) trained for {config.epochs} epochs on {config.n_train} captioned shapes "
-        f"on the CPU; both it and the same architecture untrained then embedded {config.n_eval} fresh shapes, and "
+        f"on the CPU with {_temperature_words(config)} (the setting the geometry study found to keep the double "
+        f"ellipsoid: docs/train.md); both it and the same architecture untrained then embedded {config.n_eval} fresh shapes, and "
         f"`clipgeo analyze` measured every quantity of the paper on the raw (pre-normalisation) embeddings. "
         f"Total time {seconds / 60:.1f} min.",
         "",
         "## The paper's claims, side by side",
         "",
-        "| claim (Levi & Gilboa 2025) | paper (ViT-B/32) | trained tiny CLIP | untrained |",
-        "|---|---|---|---|",
+        "| claim (Levi & Gilboa 2025) | paper (ViT-B/32) | trained tiny CLIP | untrained | real ViT-L/14 (raw moments, COCO) |",
+        "|---|---|---|---|---|",
     ]
+    moments = moments or {}
     for claim, paper, value in trained:
-        lines.append(f"| {claim} | {paper} | {value} | {untrained_by_claim.get(claim, '–')} |")
+        lines.append(f"| {claim} | {paper} | {value} | {untrained_by_claim.get(claim, '–')} | {moments.get(claim, '–')} |")
     lines += ["", "Definitions: docs/SPEC.md in the clipgeo repository (each quantity's exact formula is in its analyzer's docstring).", ""]
     if metrics:
         lines += ["## Training", "", "| " + " | ".join(metrics[0]) + " |", "|" + "---|" * len(metrics[0])]

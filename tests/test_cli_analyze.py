@@ -67,6 +67,7 @@ def test_missing_and_incomplete_stores(tmp_path):
     assert proc.returncode == 0, proc.stderr
     data = json.loads((tmp_path / "o" / "report.json").read_text())
     assert data["n_text"] == 0 and "modality_gap" in data["skipped"]
+    assert any("store is incomplete" in w for w in data["warnings"]) and "store is incomplete" in proc.stderr
 
 
 @pytest.mark.realdata

@@ -86,3 +86,24 @@ def test_bad_input():
         BarlowTwinsLoss()(torch.randn(1, 3), torch.randn(1, 3))
     with pytest.raises(InputError, match="rows"):
         BarlowTwinsLoss()(torch.randn(4, 3), torch.randn(5, 3))
+
+
+def test_objective_is_registered_and_trains_the_image_tower():
+    from clipgeo.train.objective import get_objective
+    from clipgeo.train.runs import build_objective
+
+    assert get_objective("barlow-twins").name == "barlow-twins"
+    torch.manual_seed(0)
+    objective = build_objective(None, model="tiny", objective="barlow-twins")
+    objective.train()
+    g = torch.Generator().manual_seed(1)
+    batch = {"view1": torch.randn(6, 3, 32, 32, generator=g), "view2": torch.randn(6, 3, 32, 32, generator=g)}
+    out = objective.training_step(batch)
+    with torch.no_grad():
+        a = objective.model.encode_image(batch["view1"]).double()
+        b = objective.model.encode_image(batch["view2"]).double()
+    assert out["loss"].item() == pytest.approx(objective.loss(a, b).item(), rel=1e-4)  # the loss of the raw tower output
+    assert "on_diagonal" in out
+    out["loss"].backward()
+    assert objective.model.visual.conv1.weight.grad.abs().sum() > 0
+    assert objective.embed_pair(batch)[0].shape == (6, objective.dim)

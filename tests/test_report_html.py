@@ -355,3 +355,27 @@ def test_the_browser_check_catches_a_broken_page(tmp_path):
     assert {img["alt"] for img in seen.broken_images} == {"broken", "outside"}
     assert any("Content Security Policy" in line for line in seen.console)
     assert "text 42" in seen.text
+
+
+def test_a_new_figure_joins_the_section_its_name_starts_with(analysis):
+    """A figure registered later (``spectrum_by_layer``) goes where its name says; one of no known stem to the end."""
+    a = H.load_analysis(analysis[0], figures=["norms"], draw=False)
+    png = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(24)).decode()
+    for name in ("spectrum_by_layer", "pair_conformity_extra", "unheard_of"):
+        a.figures[name] = H.FigureImage(name=name, uri=png)
+    sections = {s.key: s for s in H._build_sections([a])}
+    assert [f.name for f in sections["spectrum"].columns[0].figures] == ["spectrum_by_layer"]
+    assert [f.name for f in sections["pair_conformity"].columns[0].figures] == ["pair_conformity_extra"]
+    assert [f.name for f in sections["other_figures"].columns[0].figures] == ["unheard_of"]
+    assert list(sections)[-1] == "other_figures"
+
+
+def test_report_write_with_html(analysis, tmp_path, monkeypatch):
+    real = H.write_html
+    monkeypatch.setattr(H, "write_html", lambda *a, **k: real(*a, figures=["norms"], **k))  # one figure: fast
+    files = analysis[1].write(tmp_path / "w", html=True)
+    page = files["report.html"]
+    assert page == tmp_path / "w" / "report.html" and 'id="fig-norms-1"' in page.read_text()
+    assert "report.html" in json.loads((tmp_path / "w" / "report.json").read_text())["files"]
+    analysis[1].write(tmp_path / "w")  # rewritten without the page: the old page goes
+    assert not page.exists()

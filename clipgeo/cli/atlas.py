@@ -42,6 +42,7 @@ def atlas_cmd(
     ),
     host: str = typer.Option(D["host"], "--host", help="Address embedding-atlas listens on with --open."),
     port: Optional[int] = typer.Option(None, "--port", help="Port of embedding-atlas with --open (default: its own)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Write one row per image and caption with its norms, Mahalanobis distance, conformity, PCA and neighbours."""
     import shlex
@@ -51,7 +52,9 @@ def atlas_cmd(
     for flag, value in (("--features", n_features), ("--neighbors", neighbors)):
         if value < 0:
             raise InputError(f"{flag} must be 0 or more, got {value}")
-    with flag_errors(atlas_cmd, aliases={"n_features": "features"}):
+    from .._progress import quiet_scope
+
+    with flag_errors(atlas_cmd, aliases={"n_features": "features"}), quiet_scope(quiet):
         run = write_atlas(
             store, out, analysis, n_features=n_features, neighbors=neighbors, umap=umap, seed=seed,
             allow_incomplete=allow_incomplete,

@@ -21,6 +21,7 @@ collapsed ``<details>``.  Keys of ``report.json`` and sections of ``report.md`` 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import math
@@ -816,7 +817,8 @@ def csv_preview(path: Path) -> tuple[list[str], list[list[str]], int] | None:
     import pandas as pd
 
     try:
-        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""], nrows=PREVIEW_ROWS)
+        total = len(pd.read_csv(path, usecols=[0])) if len(frame) == PREVIEW_ROWS else len(frame)
     except (OSError, ValueError):
         return None
     columns = [str(c) for c in frame.columns[:16]]
@@ -824,7 +826,7 @@ def csv_preview(path: Path) -> tuple[list[str], list[list[str]], int] | None:
         [show(v.item() if hasattr(v, "item") else v) for v in row]
         for row in frame[columns].head(PREVIEW_ROWS).itertuples(index=False)
     ]
-    return columns, rows, len(frame)
+    return columns, rows, total
 
 
 def _headline_labels() -> dict[str, str]:
@@ -856,6 +858,12 @@ def headline_rows(data: dict[str, Any], keys: Sequence[str]) -> list[dict[str, A
             }
         )
     return rows
+
+
+def _stem_pattern(key: str) -> str:
+    """A heading pattern for a report.json key: any of its words' first six letters (``streaming`` ~ "Streamed")."""
+    words = [w for w in key.split("_") if len(w) >= 4] or [key]
+    return "|".join(r"\b" + re.escape(w[:6]) for w in words)
 
 
 def _slug(heading: str) -> str:
@@ -913,7 +921,7 @@ def _build_sections(analyses: Sequence[Analysis]) -> list[Section]:
         for key, value in a.data.items():
             if key in known or key in META_KEYS or not isinstance(value, dict):
                 continue
-            specs.append(SectionSpec(key, _title_of(key), figures=(key,), markdown=re.escape(key.replace("_", " "))))
+            specs.append(SectionSpec(key, _title_of(key), figures=(key,), markdown=_stem_pattern(key)))
             known.add(key)
     assigned = {f for s in specs for f in s.figures}
 
@@ -934,7 +942,14 @@ def _build_sections(analyses: Sequence[Analysis]) -> list[Section]:
         chunk_of.append(by_key)
     for heading in extra_chunks:
         specs.append(SectionSpec(_slug(heading), heading))
-    leftover = [n for a in analyses for n in a.figures if n not in assigned]
+    leftover = list(dict.fromkeys(n for a in analyses for n in [*a.figures, *a.skipped_figures] if n not in assigned))
+    # a figure no spec names joins the section whose key starts its name (pair_conformity_disagreements)
+    for name in list(leftover):
+        owners = [i for i, s in enumerate(specs) if name.startswith(s.key + "_")]
+        if owners:
+            i = max(owners, key=lambda j: len(specs[j].key))
+            specs[i] = dataclasses.replace(specs[i], figures=(*specs[i].figures, name))
+            leftover.remove(name)
     if leftover:
         specs.append(SectionSpec("other_figures", "Other figures", figures=tuple(dict.fromkeys(leftover))))
 

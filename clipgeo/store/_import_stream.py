@@ -63,7 +63,8 @@ class _ShardSink:
             where = f" (checked rows {start}…{start + len(block) - 1} so far)" if start else ""
             raise InputError(f"{what} has {len(bad)} row(s) with NaN or inf (rows {_rows(bad)}){where}; "
                              "drop or recompute those rows")
-        self.digest.update(np.ascontiguousarray(block).tobytes())
+        block = np.ascontiguousarray(block)
+        self.digest.update(memoryview(block).cast("B"))  # no copy of the bytes
         if self.unit:
             norms = np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64))
             self.unit = bool(len(norms) and np.all(np.abs(norms - 1.0) < UNIT_TOLERANCE))

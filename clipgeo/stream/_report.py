@@ -354,4 +354,5 @@ def build_report(stats: StoreStatistics, config=None, **options: Any):
         },
     }
     report.histogram_bounds = hist
+    report.timings = {**stats.info.get("seconds", {}), **report.timings}
     return report

@@ -13,6 +13,9 @@ Layout (each module may import the ones above it, never one below):
 - :mod:`.trainer` — the loop: ``setup → train_one_epoch → log → save``;
 - :mod:`.runs` — reading a run folder back and rebuilding its objective;
 - :mod:`.probe`, :mod:`.compare` — linear probes and the side-by-side table of runs.
+- :mod:`.centring` — the centred initialisation (``TrainConfig(init="centred")``);
+- :mod:`.study` — the geometry study: a grid of short runs (temperature, information asymmetry,
+  long tail, initialisation), one table, one figure and the finding (``clipgeo study``).
 
 Names are resolved on first use, so ``import clipgeo.train`` does not import torch.
 

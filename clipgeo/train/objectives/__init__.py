@@ -9,6 +9,8 @@
 - :mod:`.swav` — SwAV: prototypes, Sinkhorn–Knopp equipartition, swapped prediction.
 - :mod:`.simcse` — SimCSE: two dropout passes of the text tower.
 - :mod:`.byol` — BYOL: predictor and EMA target, no negatives.
+- :mod:`.barlow_twins` — Barlow Twins: the two views' cross-correlation pushed to the identity.
+- :mod:`.vicreg` — VICReg: variance, invariance and covariance terms.
 - :mod:`.supervised` — supervised softmax with one prototype per class.
 - :mod:`.simclr` — SimCLR: NT-Xent (:class:`NTXentLoss`) on two augmented views.
 
@@ -25,6 +27,7 @@ views, the image tower, raw embeddings).
 from __future__ import annotations
 
 from .align_uniform import AlignUniformLoss, alignment, uniformity
+from .barlow_twins import BarlowTwinsLoss
 from .byol import BYOL, byol_loss
 from .clip import ClipLoss
 from .local_aggregation import LocalAggregationLoss, close_mask, local_aggregation_loss
@@ -34,10 +37,12 @@ from .simclr import NTXentLoss
 from .simcse import SimCSE, add_dropout, simcse_loss
 from .supervised import SupervisedSoftmax
 from .swav import SwAVLoss, sinkhorn_knopp, swapped_prediction_loss
+from .vicreg import VICRegLoss
 
 __all__ = [
     "BYOL",
     "AlignUniformLoss",
+    "BarlowTwinsLoss",
     "ClipLoss",
     "NTXentLoss",
     "InstanceDiscriminationLoss",
@@ -48,6 +53,7 @@ __all__ = [
     "SimCSE",
     "SupervisedSoftmax",
     "SwAVLoss",
+    "VICRegLoss",
     "add_dropout",
     "alignment",
     "byol_loss",
