@@ -22,6 +22,7 @@ column                      what
 ``feature_<k>``             raw value of the k-th feature (0-based), for the most separating features (SPEC §2)
 ``x``, ``y``                the joint 2-D PCA of both modalities (SPEC §10)
 ``umap_x``, ``umap_y``      a 2-D UMAP (cosine) of all rows, when ``umap-learn`` is installed
+``thumbnail``               PNG bytes of the image (image rows, when the paths can be read), shown by Atlas
 ``neighbors``               ``{"ids": [...], "distances": [...]}``: the k nearest rows by cosine distance
                             (``1 - cos``) over both modalities, the row itself first; ids are table rows
 ==========================  ==============================================================================
@@ -206,6 +207,8 @@ def atlas_table(
     umap: bool | None = None,
     seed: int = 0,
     allow_incomplete: bool = False,
+    thumbnails: int | None = None,
+    image_root: str | os.PathLike | None = None,
 ) -> Any:
     """One row per embedding of ``store``, with the analyzers' per-row numbers (see the module docstring).
 
@@ -225,6 +228,12 @@ def atlas_table(
         Seed of the Mahalanobis folds and the UMAP.
     allow_incomplete : bool
         Read the finished shards of an unfinished store.
+    thumbnails : int, optional
+        Add a ``thumbnail`` column of PNG bytes at most this many pixels a side for the image rows (Embedding
+        Atlas shows them); 0: none; None: 96 when the first image paths can be read.
+    image_root : path, optional
+        Folder that relative image paths are relative to (default: the folders the store's ``source`` names,
+        then the working directory).
 
     Returns
     -------
@@ -239,9 +248,7 @@ def atlas_table(
     n_features = check_count(n_features, "n_features", minimum=0)
     neighbors = check_count(neighbors, "neighbors", minimum=0)
     if umap and not umap_installed():
-        raise InputError(
-            "umap=True needs umap-learn; pip install 'clipgeo[atlas]' (or umap-learn), or pass umap=False"
-        )
+        raise InputError("umap=True needs umap-learn; pip install 'clipgeo[atlas]' (or umap-learn), or pass umap=False")
     es = read_store(store, allow_incomplete=allow_incomplete)
     if es.n_image + es.n_text == 0:
         raise InputError(f"store {store} has no rows; nothing to explore")
@@ -296,15 +303,66 @@ def atlas_table(
             raise InputError(f"UMAP needs at least 4 rows, the store has {len(frame)}; pass umap=False")
         import umap as umap_learn  # the optional extra
 
-        reducer = umap_learn.UMAP(
-            n_components=2, metric="cosine", random_state=seed, n_neighbors=min(15, len(frame) - 1)
+        reducer = umap_learn.UMAP(  # seeded: one thread (n_jobs=1 says so, without umap's warning)
+            n_components=2, metric="cosine", random_state=seed, n_jobs=1, n_neighbors=min(15, len(frame) - 1)
         )
         coords = reducer.fit_transform(x_all)
         frame["umap_x"], frame["umap_y"] = coords[:, 0].astype(np.float64), coords[:, 1].astype(np.float64)
     if neighbors:
         ids, dist = nearest_neighbors(x_all, neighbors)
         frame["neighbors"] = [{"ids": i.tolist(), "distances": d.tolist()} for i, d in zip(ids, dist, strict=True)]
+    if thumbnails is None or thumbnails:
+        thumbs = _thumbnails(paths, _image_dirs(es.meta.source, image_root), thumbnails)
+        if thumbs is not None:
+            frame["thumbnail"] = pd.Series([*thumbs, *([None] * n_txt)], dtype=object)
     return frame
+
+
+def _image_dirs(source: str, image_root: str | os.PathLike | None) -> list[Path]:
+    """Where a relative image path may live: ``image_root``, the folders the store's ``source`` names."""
+    import re
+
+    dirs = [Path(image_root)] if image_root is not None else []
+    for token in re.split(r"[:,;=\s]+", str(source or "")):
+        if token and Path(token).is_dir() and Path(token) not in dirs:
+            dirs.append(Path(token))
+    return dirs
+
+
+def _thumbnails(paths: np.ndarray, dirs: list[Path], size: int | None) -> list[bytes | None] | None:
+    """PNG thumbnails of the image rows (None for an unreadable one); None when ``size`` is None and the
+    first paths cannot be read (no column then)."""
+    import io
+
+    from PIL import Image
+
+    from ._progress import progress
+
+    def find(path: str) -> Path | None:
+        if not path:
+            return None
+        return next((c for c in [Path(path), *(d / path for d in dirs)] if c.is_file()), None)
+
+    if size is None:
+        if not any(find(str(p)) for p in paths[:8]):
+            return None
+        size = 96
+    out: list[bytes | None] = []
+    for path in progress(paths, desc="thumbnails", unit="img"):
+        found = find(str(path))
+        if found is None:
+            out.append(None)
+            continue
+        try:
+            with Image.open(found) as img:
+                img = img.convert("RGB")
+                img.thumbnail((size, size))
+                buffer = io.BytesIO()
+                img.save(buffer, format="PNG", optimize=True)
+            out.append(buffer.getvalue())
+        except (OSError, ValueError):  # not an image: no thumbnail for that row
+            out.append(None)
+    return out
 
 
 def atlas_command(
@@ -312,7 +370,8 @@ def atlas_command(
 ) -> list[str]:
     """The ``embedding-atlas`` command line that opens the table at ``path`` with its coordinates and neighbours."""
     cols = set(columns) if columns is not None else None
-    cmd = ["embedding-atlas", os.fspath(path), "--x", "x", "--y", "y", "--text", "text", "--image", "image"]
+    image = "thumbnail" if cols is not None and "thumbnail" in cols else "image"
+    cmd = ["embedding-atlas", os.fspath(path), "--x", "x", "--y", "y", "--text", "text", "--image", image]
     if cols is None or "neighbors" in cols:
         cmd += ["--neighbors", "neighbors"]
     if host is not None:

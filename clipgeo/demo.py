@@ -71,8 +71,8 @@ class DemoConfig:
     out: Path
     n_train: int = 6000
     n_eval: int = 1500
-    epochs: int = 12
-    batch_size: int = 128
+    epochs: int = 8
+    batch_size: int = 64
     lr: float = 2e-3
     temperature: float | None = 0.01
     grad_clip: float | None = 1.0

@@ -235,3 +235,35 @@ def test_embedding_atlas_serves_the_table(table, tmp_path):
             proc.kill()
             proc.wait()
         log.close()
+
+
+def test_thumbnails_of_readable_images(tmp_path):
+    """Image rows whose files can be read get PNG thumbnails (Embedding Atlas shows them); others get none."""
+    from PIL import Image
+
+    images = tmp_path / "pics"
+    images.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40 + 10 * i, 30), (60 * i, 100, 200)).save(images / f"{i}.png")
+    rng = np.random.default_rng(0)
+    root = tmp_path / "store"
+    write_store(
+        root,
+        StoreMeta(model="pics", dim=4),
+        image=rng.normal(size=(4, 4)).astype(np.float32) + 2,
+        text=rng.normal(size=(4, 4)).astype(np.float32) - 2,
+        captions=[f"c{i}" for i in range(4)],
+        image_paths=["0.png", "1.png", "2.png", "missing.png"],
+        text_image_ids=[str(i) for i in range(4)],
+    )
+    assert "thumbnail" not in atlas_table(root, neighbors=0, umap=False)  # relative paths, no folder: none found
+    frame = atlas_table(root, neighbors=0, umap=False, image_root=images, thumbnails=16)
+    thumbs = frame["thumbnail"].tolist()
+    assert thumbs[3] is None and all(t is None for t in thumbs[4:])
+    import io
+
+    for i in range(3):
+        with Image.open(io.BytesIO(thumbs[i])) as img:
+            assert img.format == "PNG" and max(img.size) == 16  # the longer side, scaled to 16
+    run = write_atlas(root, tmp_path / "t.parquet", image_root=images, neighbors=0, umap=False)
+    assert "--image thumbnail" in run.command_line() and pd.read_parquet(run.path)["thumbnail"].notna().sum() == 3

@@ -48,21 +48,24 @@ def test_matches_numpy_reference(seed, n, d):
 
 
 def test_initial_and_clamped_scale():
+    """The scale is exp(t) as it stands; clamp_() clamps the parameter (after the step), the loss never does."""
     loss = ClipLoss()
     assert loss.scale.item() == pytest.approx(1 / 0.07, rel=1e-6)
     assert loss.logit_scale.requires_grad
     with torch.no_grad():
         loss.logit_scale.fill_(math.log(1000.0))
-    assert loss.scale.item() == pytest.approx(100.0)
+    assert loss.scale.item() == pytest.approx(1000.0, rel=1e-6)  # as if an optimizer step overshot
     rng = np.random.default_rng(3)
     img, txt = rng.normal(size=(5, 8)), rng.normal(size=(5, 8))
     got = loss(torch.tensor(img), torch.tensor(txt)).item()
-    assert got == pytest.approx(clip_loss_numpy(img, txt, 100.0), rel=1e-5)
+    assert got == pytest.approx(clip_loss_numpy(img, txt, 1000.0), rel=1e-5)
     loss.clamp_()
     assert loss.logit_scale.item() == pytest.approx(math.log(100.0))
-    # an explicit scale is clamped too
-    got = ClipLoss()(torch.tensor(img), torch.tensor(txt), logit_scale=torch.tensor(500.0)).item()
+    got = loss(torch.tensor(img), torch.tensor(txt)).item()
     assert got == pytest.approx(clip_loss_numpy(img, txt, 100.0), rel=1e-5)
+    # an explicit scale is used as given (open_clip's ClipLoss semantics)
+    got = ClipLoss()(torch.tensor(img), torch.tensor(txt), logit_scale=torch.tensor(500.0)).item()
+    assert got == pytest.approx(clip_loss_numpy(img, txt, 500.0), rel=1e-5)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -37,6 +37,14 @@ def atlas_cmd(
     allow_incomplete: bool = typer.Option(
         D["allow_incomplete"], "--allow-incomplete", help="Read the finished shards of an unfinished store."
     ),
+    thumbnails: Optional[int] = typer.Option(
+        None,
+        "--thumbnails",
+        help="Pixels a side of the image thumbnails Atlas shows (0: none; default 96 when the images can be read).",
+    ),
+    image_root: Optional[Path] = typer.Option(
+        None, "--image-root", help="Folder that relative image paths are relative to (default: the store's source)."
+    ),
     open_: bool = typer.Option(
         False, "--open", help="Start embedding-atlas on the table (needs clipgeo[atlas]); otherwise print the command."
     ),
@@ -49,7 +57,7 @@ def atlas_cmd(
 
     from ..atlas import atlas_command, atlas_installed, write_atlas
 
-    for flag, value in (("--features", n_features), ("--neighbors", neighbors)):
+    for flag, value in (("--features", n_features), ("--neighbors", neighbors), ("--thumbnails", thumbnails or 0)):
         if value < 0:
             raise InputError(f"{flag} must be 0 or more, got {value}")
     from .._progress import quiet_scope
@@ -57,7 +65,7 @@ def atlas_cmd(
     with flag_errors(atlas_cmd, aliases={"n_features": "features"}), quiet_scope(quiet):
         run = write_atlas(
             store, out, analysis, n_features=n_features, neighbors=neighbors, umap=umap, seed=seed,
-            allow_incomplete=allow_incomplete,
+            allow_incomplete=allow_incomplete, thumbnails=thumbnails, image_root=image_root,
         )  # fmt: skip
     typer.echo(f"wrote {run.path}: {run.rows} rows, columns {', '.join(run.columns)}")
     command = shlex.join(atlas_command(run.path, columns=run.columns))
