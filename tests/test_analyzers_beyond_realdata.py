@@ -51,7 +51,7 @@ def test_flickr_repeated_image_rows_rank_like_unique_images(realdata):
     ids = pd.read_csv(folder / "metadata.csv")["image_id"].to_numpy()
     _, first, link = np.unique(ids, return_index=True, return_inverse=True)
     raw = cg.retrieval_by_conformity(img, txt)
-    dedup = cg.retrieval_by_conformity(img[first], txt, text_image=link)
+    dedup = cg.retrieval_by_conformity(img[first], txt, image_index=link)
     np.testing.assert_array_equal(raw.rank_t2i, dedup.rank_t2i)
     np.testing.assert_array_equal(raw.rank_i2t, dedup.rank_i2t)
     assert dedup.r5_t2i > dedup.r1_t2i

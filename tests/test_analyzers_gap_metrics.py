@@ -38,7 +38,7 @@ def test_matches_a_numpy_reference_with_several_captions_per_image(rng):
     img = rng.normal(size=(20, 6)) + 1.0
     txt = rng.normal(size=(45, 6)) - 0.5
     link = np.r_[np.repeat(np.arange(20), 2), [-1, -1, 3, 7, 19]]
-    res = cg.gap_metrics(img, txt, text_image=link)
+    res = cg.gap_metrics(img, txt, image_index=link)
     ui, ut = _unit(img), _unit(txt)
     rows = np.flatnonzero(link >= 0)
     pairs_i, pairs_t = ui[link[rows]], ut[rows]
@@ -62,9 +62,9 @@ def test_l2m_equals_the_section_1_centroid_distance(rng):
 
 def test_bad_pair_index_is_a_one_line_error(rng):
     img, txt = rng.normal(size=(5, 3)), rng.normal(size=(6, 3))
-    with pytest.raises(InputError, match="text_image"):
+    with pytest.raises(InputError, match="image_index"):
         cg.gap_metrics(img, txt)
-    with pytest.raises(InputError, match=r"text_image\[2\] = 9"):
-        cg.gap_metrics(img, txt, text_image=[0, 1, 9, 2, 3, 4])
+    with pytest.raises(InputError, match=r"image_index\[2\] = 9"):
+        cg.gap_metrics(img, txt, image_index=[0, 1, 9, 2, 3, 4])
     with pytest.raises(InputError, match="no matched"):
-        cg.gap_metrics(img, txt, text_image=[-1] * 6)
+        cg.gap_metrics(img, txt, image_index=[-1] * 6)

@@ -26,7 +26,7 @@ def test_matches_brute_force_conformity_with_several_captions(rng):
     img = rng.normal(size=(15, 4)) + 1
     txt = rng.normal(size=(31, 4))
     link = np.r_[np.repeat(np.arange(15), 2), -1]
-    res = cg.pair_conformity(img, txt, text_image=link)
+    res = cg.pair_conformity(img, txt, image_index=link)
     ci, ct = _conformity(img), _conformity(txt)
     np.testing.assert_allclose(res.image_conformity, ci[link[:30]], rtol=1e-10)
     np.testing.assert_allclose(res.text_conformity, ct[:30], rtol=1e-10)

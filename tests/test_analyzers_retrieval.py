@@ -32,7 +32,7 @@ def test_ranks_match_brute_force_over_several_chunks(rng):
     txt = rng.normal(size=(130, 8))
     link = np.r_[np.repeat(np.arange(60), 2), np.full(10, -1)]
     txt[:120] += 1.5 * img[link[:120]]  # captions resemble their image
-    res = cg.retrieval_by_conformity(img, txt, text_image=link, chunk_bytes=4 * 130 * 7)
+    res = cg.retrieval_by_conformity(img, txt, image_index=link, chunk_bytes=4 * 130 * 7)
     r_i2t, r_t2i = _reference(img, txt, link)
     np.testing.assert_array_equal(res.rank_i2t, r_i2t)
     np.testing.assert_array_equal(res.rank_t2i, r_t2i)
@@ -68,7 +68,7 @@ def test_one_image_row_per_caption_ranks_like_the_deduplicated_set(rng):
     link = np.repeat(np.arange(20), 3)
     txt = img[link] + 0.8 * rng.normal(size=(60, 6))
     dedup = cg.retrieval_by_conformity(
-        img, txt, text_image=link, image_conformity=np.zeros(20), text_conformity=np.zeros(60)
+        img, txt, image_index=link, image_conformity=np.zeros(20), text_conformity=np.zeros(60)
     )
     raw = cg.retrieval_by_conformity(img[link], txt, image_conformity=np.zeros(60), text_conformity=np.zeros(60))
     np.testing.assert_array_equal(raw.rank_i2t, dedup.rank_i2t)

@@ -145,12 +145,12 @@ def test_to_numpy_duck_types_tensors():
 
 
 def test_check_pair_index():
-    np.testing.assert_array_equal(check_pair_index(None, "text_image", n_image=3, n_text=3), [0, 1, 2])
+    np.testing.assert_array_equal(check_pair_index(None, "image_index", n_image=3, n_text=3), [0, 1, 2])
     got = check_pair_index([0, -1, 2.0], "image_index", n_image=3, n_text=3)
     assert got.dtype == np.int64 and list(got) == [0, -1, 2]
     assert "matched pairs" in _message(check_pair_index, None, "image_index", n_image=2, n_text=3)
     assert "image_index has shape (2,)" in _message(check_pair_index, [0, 1], "image_index", n_image=2, n_text=3)
-    assert "text_image[2] = 9 is not an image row (0 … 2" in _message(
-        check_pair_index, [0, 1, 9], "text_image", n_image=3, n_text=3
+    assert "image_index[2] = 9 is not an image row (0 … 2" in _message(
+        check_pair_index, [0, 1, 9], "image_index", n_image=3, n_text=3
     )
-    assert "integer image rows" in _message(check_pair_index, [0, 0.5], "text_image", n_image=2, n_text=2)
+    assert "integer image rows" in _message(check_pair_index, [0, 0.5], "image_index", n_image=2, n_text=2)

@@ -284,7 +284,7 @@ def _interval(draws: np.ndarray) -> Interval:
 def bootstrap(
     img: object = None,
     txt: object = None,
-    text_image: object = None,
+    image_index: object = None,
     *,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
@@ -301,7 +301,7 @@ def bootstrap(
         Raw image rows.
     txt : array-like of shape (n_text, d), optional
         Raw text rows.
-    text_image : array-like of int, shape (n_text,), optional
+    image_index : array-like of int, shape (n_text,), optional
         Image row of each text row (-1: none).  Default: row i ↔ row i when the counts agree, else no pairs.
     n_boot : int
         Draws (200 by default; at least 2).
@@ -336,10 +336,10 @@ def bootstrap(
         raise InputError("no image and no text rows to bootstrap")
     n_i = len(arrays.get("image", ()))
     n_t = len(arrays.get("text", ()))
-    if text_image is None and n_i != n_t:
+    if image_index is None and n_i != n_t:
         link = np.full(n_t, -1, dtype=np.int64)
     else:
-        link = check_pair_index(text_image, "text_image", n_image=n_i, n_text=n_t) if n_t else np.zeros(0, np.int64)
+        link = check_pair_index(image_index, "image_index", n_image=n_i, n_text=n_t) if n_t else np.zeros(0, np.int64)
     if n_i == 0:
         link = np.full(n_t, -1, dtype=np.int64)
     rng = np.random.default_rng(seed)

@@ -69,7 +69,7 @@ class GapMetricsResult(Result):
     _arrays = ("pair_distance",)
 
 
-def gap_metrics(img: object, txt: object, text_image: object = None) -> GapMetricsResult:
+def gap_metrics(img: object, txt: object, image_index: object = None) -> GapMetricsResult:
     """Schrodi et al.'s L2M, L2I and RMG (SPEC §12) on the unit rows of both modalities.
 
     Parameters
@@ -78,7 +78,7 @@ def gap_metrics(img: object, txt: object, text_image: object = None) -> GapMetri
         Image embeddings (raw or unit; they are unit-normalised here).
     txt : array-like of shape (n_text, d)
         Text embeddings.
-    text_image : array-like of int, shape (n_text,), optional
+    image_index : array-like of int, shape (n_text,), optional
         Image row of each text row (-1: no image).  Default: row i ↔ row i.
 
     Returns
@@ -92,10 +92,10 @@ def gap_metrics(img: object, txt: object, text_image: object = None) -> GapMetri
     pairwise cosine is computed exactly in O(n d) from the sum of the unit rows.
     """
     a, b = check_pair(img, txt)
-    link = check_pair_index(text_image, "text_image", n_image=len(a), n_text=len(b))
+    link = check_pair_index(image_index, "image_index", n_image=len(a), n_text=len(b))
     rows_img, rows_txt = matched_pairs(link)
     if len(rows_img) == 0:
-        raise InputError("no matched image-text pairs (every text_image entry is -1); L2I and RMG need pairs")
+        raise InputError("no matched image-text pairs (every image_index entry is -1); L2I and RMG need pairs")
     ua, ub = unit_rows(a), unit_rows(b)
     pu, pv = ua[rows_img], ub[rows_txt]
     cos = np.einsum("ij,ij->i", pu, pv)

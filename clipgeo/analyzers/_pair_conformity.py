@@ -64,7 +64,7 @@ def _quantiles(values: np.ndarray) -> np.ndarray:
 def pair_conformity(
     img: object,
     txt: object,
-    text_image: object = None,
+    image_index: object = None,
     *,
     image_conformity: object = None,
     text_conformity: object = None,
@@ -75,7 +75,7 @@ def pair_conformity(
     ----------
     img : array-like of shape (n_image, d)
     txt : array-like of shape (n_text, d)
-    text_image : array-like of int, shape (n_text,), optional
+    image_index : array-like of int, shape (n_text,), optional
         Image row of each text row (-1: no image).  Default: row i ↔ row i.
     image_conformity : array-like of shape (n_image,), optional
         Exact conformity of every image row (e.g. ``conformity(img).values``), to avoid computing it again.
@@ -93,7 +93,7 @@ def pair_conformity(
     per caption; the quantiles of ``disagreement`` are taken over the pairs.
     """
     a, b = check_pair(img, txt)
-    link = check_pair_index(text_image, "text_image", n_image=len(a), n_text=len(b))
+    link = check_pair_index(image_index, "image_index", n_image=len(a), n_text=len(b))
     rows_img, rows_txt = matched_pairs(link)
     if len(rows_img) < 2:
         raise InputError(f"{len(rows_img)} matched pair(s); per-pair conformity needs at least 2")

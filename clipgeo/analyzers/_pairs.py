@@ -1,7 +1,7 @@
 """Matched image/caption pairs given by an index: which image row each text row belongs to.
 
 Shared by the analyses of SPEC §12 that work on matched pairs (per-pair conformity, retrieval, the gap
-metrics, the bootstrap).  ``text_image[j]`` is the image row of text row ``j`` (-1: a caption with no image
+metrics, the bootstrap).  ``image_index[j]`` is the image row of text row ``j`` (-1: a caption with no image
 in the set); when it is not given, row i of one modality matches row i of the other.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def matched_pairs(text_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def matched_pairs(image_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(image_rows, text_rows)`` of the matched pairs, in text-row order (captions with -1 left out)."""
-    text_rows = np.flatnonzero(text_image >= 0)
-    return text_image[text_rows], text_rows
+    text_rows = np.flatnonzero(image_index >= 0)
+    return image_index[text_rows], text_rows
 
 
 def image_groups(img: np.ndarray) -> np.ndarray:

@@ -181,7 +181,7 @@ class RetrievalByConformityResult(Result):
 def retrieval_by_conformity(
     img: object,
     txt: object,
-    text_image: object = None,
+    image_index: object = None,
     *,
     image_conformity: object = None,
     text_conformity: object = None,
@@ -194,7 +194,7 @@ def retrieval_by_conformity(
     ----------
     img : array-like of shape (n_image, d)
     txt : array-like of shape (n_text, d)
-    text_image : array-like of int, shape (n_text,), optional
+    image_index : array-like of int, shape (n_text,), optional
         Image row of each text row (-1: no image).  Default: row i ↔ row i.
     image_conformity, text_conformity : array-like of shape (n_image,) / (n_text,), optional
         Exact conformity of every row of each modality (computed in O(N d) when not given).
@@ -217,7 +217,7 @@ def retrieval_by_conformity(
     pair per caption.  Bins are equal-count bins of the query's conformity among the pairs.
     """
     a, b = check_pair(img, txt)
-    link = check_pair_index(text_image, "text_image", n_image=len(a), n_text=len(b))
+    link = check_pair_index(image_index, "image_index", n_image=len(a), n_text=len(b))
     rows_img, rows_txt = matched_pairs(link)
     if len(rows_img) < 2:
         raise InputError(f"{len(rows_img)} matched pair(s); retrieval by conformity needs at least 2")
