@@ -71,7 +71,7 @@ class DemoConfig:
     out: Path
     n_train: int = 6000
     n_eval: int = 1500
-    epochs: int = 8
+    epochs: int = 4
     batch_size: int = 64
     lr: float = 2e-3
     temperature: float | None = 0.01

@@ -379,3 +379,14 @@ def test_report_write_with_html(analysis, tmp_path, monkeypatch):
     assert "report.html" in json.loads((tmp_path / "w" / "report.json").read_text())["files"]
     analysis[1].write(tmp_path / "w")  # rewritten without the page: the old page goes
     assert not page.exists()
+
+
+def test_a_figures_folder_of_another_analysis_is_refused(analysis, tmp_path):
+    from clipgeo.plotting import render_figures
+
+    rng = np.random.default_rng(2)
+    other = _store(tmp_path / "s", rng.normal(size=(40, DIM)).astype(np.float32) + 1, rng.normal(size=(40, DIM)).astype(np.float32), "other")
+    render_figures(other, tmp_path / "figs", only=["norms"], dpi=20)
+    with pytest.raises(InputError, match="drawn from other/none, not planted/none"):
+        write_html(analysis[0], tmp_path / "o", figures_dirs=[tmp_path / "figs"], figures=["norms"])
+    assert not (tmp_path / "o").exists()

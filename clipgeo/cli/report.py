@@ -25,7 +25,7 @@ def report_cmd(
     figures: Optional[list[Path]] = typer.Option(
         None,
         "--figures",
-        help="A `clipgeo figures --out` folder per analysis, in order (repeat): its PNGs are embedded, the rest drawn.",
+        help="A `clipgeo figures --out` folder per analysis, in order (repeat; '-': none): its PNGs are embedded, the rest drawn.",
     ),
     only: Optional[list[str]] = typer.Option(
         None, "--only", help="Embed only these figures (repeat or comma list; see `clipgeo figures --list`)."
@@ -48,7 +48,7 @@ def report_cmd(
             analyses,
             out,
             labels=label or None,
-            figures_dirs=figures or None,
+            figures_dirs=[None if str(f) == "-" else f for f in figures] if figures else None,
             figures=None if no_figures else (only or None),
             draw=not no_figures,
             dpi=dpi,

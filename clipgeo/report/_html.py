@@ -630,11 +630,25 @@ def _png_width(png: bytes) -> int:
     return int.from_bytes(png[16:20], "big")
 
 
-def figures_from_folder(folder: str | os.PathLike, names: Sequence[str] | None = None) -> dict[str, FigureImage]:
-    """The PNG figures of a ``clipgeo figures`` output folder (each with its JSON beside it, when present)."""
+#: store metadata that identifies the store a figure was drawn from
+_STORE_IDENTITY = ("model_id", "fingerprint", "created")
+
+
+def figures_from_folder(
+    folder: str | os.PathLike, names: Sequence[str] | None = None, *, store: dict[str, Any] | None = None
+) -> dict[str, FigureImage]:
+    """The PNG figures of a ``clipgeo figures`` output folder (each with its JSON beside it, when present).
+
+    Raises
+    ------
+    InputError
+        ``store`` is given (the analysis' store metadata) and a figure's JSON says it was drawn from another
+        store: the folder belongs to another analysis.
+    """
     from ..plotting import FIGURES
 
     root = Path(folder)
+    wanted = {k: store.get(k) for k in _STORE_IDENTITY if store and store.get(k)} if store else {}
     out: dict[str, FigureImage] = {}
     for name in names if names is not None else list(FIGURES):
         png = root / f"{name}.png"
@@ -650,6 +664,17 @@ def figures_from_folder(folder: str | os.PathLike, names: Sequence[str] | None =
                 side = json.loads(sidecar.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 side = {}
+        drawn = (side.get("provenance") or {}).get("store") or {}
+        differs = [k for k, v in wanted.items() if drawn.get(k) and drawn.get(k) != v]
+        if differs:
+            what = (
+                f"{drawn.get('model_id')}, not {wanted.get('model_id')}"
+                if "model_id" in differs
+                else f"another store of {drawn.get('model_id')} (its {differs[0]} differs)"
+            )
+            raise InputError(
+                f"{sidecar} was drawn from {what} as this analysis is; give the figures folder of this analysis"
+            )
         spec = FIGURES.get(name)
         out[name] = FigureImage(
             name=name,
@@ -744,7 +769,7 @@ def load_analysis(
     if figures_dir is not None:
         if not Path(figures_dir).is_dir():
             raise InputError(f"figures folder {figures_dir} does not exist; give a `clipgeo figures --out` folder")
-        analysis.figures.update(figures_from_folder(figures_dir, names))
+        analysis.figures.update(figures_from_folder(figures_dir, names, store=analysis.meta))
     missing = [n for n in names if n not in analysis.figures]
     if draw and missing:
         drawn, skipped = draw_figures(report if report is not None else root, missing, dpi=dpi, progress=progress)
