@@ -34,12 +34,12 @@ window.addEventListener("load", function () {
     return {alt: img.alt, complete: img.complete, naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight}; });
   var resources = performance.getEntriesByType("resource").map(function (r) { return r.name; });
   var out = document.createElement("pre");
-  out.id = "%s";
+  out.id = "RESULT_ID";
   out.textContent = JSON.stringify({images: images, errors: window.__clipgeoErrors, resources: resources,
                                     text: document.body.innerText});
   document.body.appendChild(out);
 });
-</script>""" % RESULT_ID
+</script>""".replace("RESULT_ID", RESULT_ID)
 
 
 def find_chromium() -> str | None:

@@ -272,7 +272,6 @@ FLAGS_IN_LIBRARY_MESSAGES: dict[tuple[str, str], str] = {
     ("clipgeo/plotting/_registry.py", "--only"): "pending: only=[] names no figure",
     ("clipgeo/plotting/_render.py", "--out"): "pending: out='x' is a file; give a directory",
     ("clipgeo/plotting/_render.py", "--format"): "pending: (e.g. formats='png,pdf')",
-    ("clipgeo/report/_html.py", "--out"): "pending: out='x' names a file / give out=DIR",
     ("clipgeo/report/_write.py", "--out"): "pending: out='x' is a file; give a directory for the report",
     ("clipgeo/store/_import_stream.py", "--clip-retrieval"): "pending: folder='x' is not a directory",
     ("clipgeo/stream/_analyze.py", "--out"): "pending: out='x' is a file; give a directory for the report",

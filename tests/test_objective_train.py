@@ -16,7 +16,9 @@ from clipgeo.train.checkpoint import load_checkpoint
 from clipgeo.train.compare import embed_pairs
 from clipgeo.train.runs import build_objective, load_run
 
-IMAGE_OBJECTIVES = ["simclr", "moco", "memory-bank", "pirl", "local-aggregation", "swav", "byol", "supervised"]
+IMAGE_OBJECTIVES = [
+    "simclr", "moco", "memory-bank", "pirl", "local-aggregation", "swav", "byol", "barlow-twins", "vicreg", "supervised",
+]  # fmt: skip
 N_SHAPES, HELDOUT, BATCH, EPOCHS = 80, 16, 16, 2
 STEPS = (N_SHAPES - HELDOUT) // BATCH * EPOCHS  # 8
 
@@ -91,6 +93,10 @@ def test_image_objective_trains(tmp_path, source, initial_model, objective):
         key = {k.removeprefix("moco.key_encoder."): v for k, v in state.items() if k.startswith("moco.key_encoder.")}
         assert any(not torch.equal(v, initial_model["visual." + k]) for k, v in key.items())
         assert any(not torch.equal(v, model["visual." + k]) for k, v in key.items())
+    elif objective in ("barlow-twins", "vicreg"):  # the loss terms are logged beside the loss
+        terms = ("on_diagonal", "off_diagonal") if objective == "barlow-twins" else ("invariance", "variance", "covariance")
+        for term in terms:
+            assert np.isfinite(metrics[term].dropna().to_numpy()).all() and len(metrics[term].dropna()), term
     elif objective == "byol":
         target = {k.removeprefix("byol.target_encoder."): v for k, v in state.items() if k.startswith("byol.target_encoder.")}
         assert any(not torch.equal(v, initial_model["visual." + k]) for k, v in target.items())

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from clipgeo.errors import InputError
-from clipgeo.report import analyze, write_html
 from clipgeo.report import _html as H
+from clipgeo.report import analyze, write_html
 from clipgeo.store import StoreMeta, read_store, write_store
 from clipgeo.synthetic import double_ellipsoid
 from tests.browser import check_page, find_chromium, screenshot
@@ -196,6 +196,7 @@ def test_unknown_keys_and_report_md_sections_get_their_own(analysis, tmp_path):
         (H.verdict_offset, {"ellipsoid_offset": {"image": {"ratio": 0.94}, "text": {"ratio": 0.2}}}, ["holds", "fails"]),
         (H.verdict_conformity, {"conformity": {"image": {"pearson": 0.9998}, "text": {"pearson": 0.95}}}, ["holds", "partly"]),
         (H.verdict_conformity, {"conformity": {"image": {"pearson": 0.5}}}, ["fails"]),
+        (H.verdict_conformity, {"conformity": {"text": {"pearson": 1.0}}, "unit_norm": {"text": True}}, ["na"]),
         (H.verdict_centroid_shift, {"centroid_shift": {"alpha": [-0.2, -0.1, 0.0, 0.1, 0.2], "argmin_loss": 0.0, "argmin_conformity_kl": 0.0}}, ["holds"]),
         (H.verdict_centroid_shift, {"centroid_shift": {"alpha": [-0.2, -0.1, 0.0, 0.1, 0.2], "argmin_loss": 0.2, "argmin_conformity_kl": 0.0}}, ["partly"]),
         (H.verdict_centroid_shift, {"centroid_shift": {"alpha": [-0.2, -0.1, 0.0, 0.1, 0.2], "argmin_loss": 0.1, "argmin_conformity_kl": -0.2}}, ["fails"]),
@@ -245,7 +246,7 @@ def test_bad_input_is_one_line_and_writes_nothing(analysis, tmp_path):
         write_html(tmp_path)
     with pytest.raises(InputError, match="inside the analysis directory"):
         write_html(a, a / "sub")
-    with pytest.raises(InputError, match="give --out"):
+    with pytest.raises(InputError, match="give out=DIR"):
         write_html([a, a])
     with pytest.raises(InputError, match="2 labels for 1 analyses"):
         write_html(a, tmp_path / "x", labels=["a", "b"])

@@ -26,7 +26,7 @@ def test_analyze_streaming_over_a_file_url(tmp_path, store):
     proc = run_cli("analyze", f"file://{store}", "--out", tmp_path / "out", "--workers", "1", "--no-linear-cv",
                    "--bootstrap", "0", "--sample-size", "100")
     assert proc.returncode == 0, proc.stderr
-    assert "engine           streamed" in proc.stdout
+    assert "is a URL: streamed" in proc.stdout and "warning" not in proc.stderr.lower()
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert data["n_pairs"] == 400 and data["streaming"]["sample"]["pairs"] == 100
     assert data["streaming"]["histogram"]["auc_max_error"] >= 0

@@ -82,7 +82,7 @@ def test_streaming_import_equals_the_arrays_and_stays_atomic(tmp_path, rng):
     bad = txt.copy()
     bad[200, 3] = np.nan
     np.save(tmp_path / "bad.npy", bad)
-    with pytest.raises(InputError, match=r"row\(s\) 200") as info:
+    with pytest.raises(InputError, match=r"1 row\(s\) with NaN or inf \(rows 200\)") as info:
         import_streaming(tmp_path / "store2", image=tmp_path / "img.npy", text=tmp_path / "bad.npy", shard_rows=64)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "store2").exists()

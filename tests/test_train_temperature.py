@@ -34,7 +34,7 @@ def test_bad_temperature_options_are_one_line_errors(options, needle):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--temperature", "0"], "--temperature must be a finite number > 0"),
+        (["--temperature", "0"], "temperature must be a finite number > 0"),
         (["--temperature", "0.01", "--init-temperature", "0.07"], "give one of them"),
         (["--temperature", "0.01", "--objective-option", "max_logit_scale=50"], "nothing to clamp"),
         (["--init", "zeros"], "unknown init"),

@@ -9,6 +9,16 @@ import typer
 
 from ..errors import InputError
 from ._app import app, warn
+from ._options import defaults, flag_errors
+
+
+def _write_html_defaults() -> dict:
+    from ..report._html import write_html
+
+    return defaults(write_html)
+
+
+D = _write_html_defaults()
 
 
 @app.command("report")
@@ -31,7 +41,7 @@ def report_cmd(
         None, "--only", help="Embed only these figures (repeat or comma list; see `clipgeo figures --list`)."
     ),
     no_figures: bool = typer.Option(False, "--no-figures", help="Leave the figures out (numbers and text only)."),
-    dpi: int = typer.Option(100, "--dpi", help="Resolution of the figures drawn for the page."),
+    dpi: int = typer.Option(D["dpi"], "--dpi", help="Resolution of the figures drawn for the page."),
     title: Optional[str] = typer.Option(None, "--title", help="Page title (default: the model, or the labels)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -43,7 +53,8 @@ def report_cmd(
         raise InputError(
             f"{len(figures)} --figures folder(s) for {len(analyses)} analyses; give one per analysis, in order"
         )
-    with quiet_scope(quiet):
+    aliases = {"labels": "label", "figures_dirs": "figures", "figures": "only"}
+    with quiet_scope(quiet), flag_errors(report_cmd, aliases):
         run = write_html(
             analyses,
             out,

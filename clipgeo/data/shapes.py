@@ -107,7 +107,8 @@ class ShapeSpec:
         words = [getattr(self, a) for a in ("size", "color") if a in self.named]
         words.append(self.shape if "shape" in self.named else "shape")
         where = f" at the {self.position}" if "position" in self.named else ""
-        return f"a {' '.join(words)}{where}"
+        article = "an" if words[0][0] in "aeiou" else "a"  # the plain captions always start "a small/large"
+        return f"{article} {' '.join(words)}{where}"
 
 
 def tail_probabilities(k: int, exponent: float) -> np.ndarray:

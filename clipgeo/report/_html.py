@@ -243,7 +243,10 @@ def verdict_odd(data: dict[str, Any]) -> list[Verdict]:
 
 def verdict_offset(data: dict[str, Any]) -> list[Verdict]:
     out = []
-    rule = "holds when the centre's norm is at least half the spread (||m|| / ||σ|| ≥ 0.5; paper: 0.94 / 1.03)"
+    rule = (
+        "holds when the centre's norm is at least half the spread (||m|| / ||σ|| ≥ 0.5; paper: "
+        f"{_paper('offset_image')} image, {_paper('offset_text')} text)"
+    )
     for m, res in _modalities(data, "ellipsoid_offset"):
         ratio = res.get("ratio")
         text = (
@@ -263,7 +266,8 @@ def verdict_offset(data: dict[str, Any]) -> list[Verdict]:
 def verdict_conformity(data: dict[str, Any]) -> list[Verdict]:
     out = []
     rule = (
-        "holds when cos(x, raw mean) predicts the exact conformity with Pearson r ≥ 0.99 (paper 0.9998), partly ≥ 0.9"
+        f"holds when cos(x, raw mean) predicts the exact conformity with Pearson r ≥ 0.99 (paper {_paper('conformity')}), "
+        "partly ≥ 0.9"
     )
     for m, res in _modalities(data, "conformity"):
         r = res.get("pearson")
@@ -273,7 +277,9 @@ def verdict_conformity(data: dict[str, Any]) -> list[Verdict]:
             + "; mean conformity "
             + with_interval(data, f"conformity.{m}.mean", res.get("mean"), 4)
         )
-        if r is None:
+        if _degenerate(data, m):  # the raw mean is the unit mean: the estimate is the exact identity, r ≈ 1 by construction
+            out.append(Verdict("na", text + " (rows are unit-norm: the raw-mean estimate is degenerate)", rule, m))
+        elif r is None:
             out.append(Verdict("measured", text, rule, m))
         else:
             out.append(Verdict("holds" if r >= 0.99 else "partly" if r >= 0.9 else "fails", text, rule, m))
@@ -1144,14 +1150,14 @@ def output_path(directories: Sequence[str | os.PathLike], out: str | os.PathLike
     if out is None:
         if len(dirs) > 1:
             raise InputError(
-                "side-by-side mode writes one page for several analyses: give --out DIR (outside each analysis directory)"
+                "side-by-side mode writes one page for several analyses: give out=DIR (outside each analysis directory)"
             )
         return dirs[0] / REPORT_HTML
     target = Path(out)
     if target.suffix.lower() in (".html", ".htm"):
-        raise InputError(f"--out {target} names a file; give a directory (report.html is written into it)")
+        raise InputError(f"out={str(target)!r} names a file; give a directory (report.html is written into it)")
     if target.exists() and not target.is_dir():
-        raise InputError(f"--out {target} is a file; give a directory for report.html")
+        raise InputError(f"out={str(target)!r} is a file; give a directory for report.html")
     resolved = target.resolve()
     for d in dirs:
         home = d.resolve()
@@ -1159,7 +1165,7 @@ def output_path(directories: Sequence[str | os.PathLike], out: str | os.PathLike
             continue
         if _inside(resolved, home):
             raise InputError(
-                f"--out {target} is inside the analysis directory {d}; give a directory outside it "
+                f"out={str(target)!r} is inside the analysis directory {d}; give a directory outside it "
                 f"(e.g. {d.parent / (d.name + '_html')})"
             )
     return target / REPORT_HTML

@@ -29,8 +29,8 @@ def streaming_needed(path: str | os.PathLike, *, allow_incomplete: bool = False,
     from ..store._iter import open_store
 
     text = os.fspath(path)
-    if "://" in text and not text.startswith("file://"):
-        return True, f"{text} is remote: streamed"
+    if "://" in text:
+        return True, f"{text} is a URL: streamed"
     store = open_store(text, allow_incomplete=allow_incomplete, storage_options=storage_options)
     rows = sum(store.rows(m) for m in ("image", "text"))
     need = rows * store.meta.dim * 8 * IN_MEMORY_COPIES

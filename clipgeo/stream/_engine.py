@@ -117,7 +117,7 @@ def dask_client(
     if n < 1:
         raise ClipgeoError(f"--workers must be at least 1, got {workers}")
     where = {"host": "127.0.0.1"} if processes else {}  # in-process workers talk over inproc://
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=None,
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=":0",
                            silence_logs=logging.CRITICAL, **where)
     client = Client(cluster)
     try:
@@ -267,7 +267,9 @@ def collect_statistics(
     rest = [tasks.Unit(s, None) for s in img_shards if s.index not in claimed]
     rest_groups = _groups(rest, n_groups)
 
-    first_future = client.scatter(first, broadcast=False)
+    # one future for the whole dict, under a fresh key (a scattered dict would be keyed "image" / "text",
+    # and a key an earlier run still holds would hand that run's data to this one)
+    first_future = client.scatter([first], broadcast=False, hash=False)[0]
     parts = [submit(tasks.second_pass, store, units, first_future, pair_futures[g] or {}, cfg, pure=False)
              for g, units in enumerate(unit_groups)]
     parts += [submit(tasks.second_pass, store, units, first_future, {}, cfg, pure=False) for units in rest_groups]

@@ -461,7 +461,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         groups.setdefault(row["setting"], []).append(row)
     summary = []
-    for name, members in groups.items():
+    for members in groups.values():
         entry: dict[str, Any] = {k: members[0][k] for k in ("setting", "temperature", "data", "init")}
         entry["seeds"] = len(members)
         for key, _ in SUMMARY_COLUMNS:

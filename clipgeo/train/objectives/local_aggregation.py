@@ -36,8 +36,8 @@ import torch
 from torch import nn
 
 from ...errors import InputError
-from ...validation import check_count, check_positive
 from ...runtime import world_size
+from ...validation import check_count, check_positive
 from ..objective import ObjectiveContext
 from ._base import ViewsObjective, resolve
 from ._common import check_features, unit

@@ -25,8 +25,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...errors import InputError
-from ...validation import check_fraction, check_positive
 from ...runtime import is_distributed, rank
+from ...validation import check_fraction, check_positive
 from ..distributed import gather_with_grad
 from ..objective import Objective, ObjectiveContext
 from ._common import check_features, unit

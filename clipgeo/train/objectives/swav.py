@@ -28,8 +28,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...errors import InputError
-from ...validation import check_count, check_positive
 from ...runtime import is_distributed, rank
+from ...validation import check_count, check_positive
 from ..distributed import gather
 from ..objective import ObjectiveContext
 from ._base import ViewsObjective
