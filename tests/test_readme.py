@@ -22,5 +22,6 @@ def test_cli_reference_is_current():
 def test_every_subcommand_is_documented():
     text = (REPO / "README.md").read_text()
     for name in ("import", "info", "extract", "analyze", "figures", "train", "probe", "compare", "demo",
-                 "simulate thin-shell", "simulate double-ellipsoid"):
+                 "simulate thin-shell", "simulate double-ellipsoid", "report", "atlas", "study", "whiten",
+                 "compare-stores"):
         assert f"#### `clipgeo {name}`" in text, name
