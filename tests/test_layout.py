@@ -273,7 +273,7 @@ FLAGS_IN_LIBRARY_MESSAGES: dict[tuple[str, str], str] = {
     ("clipgeo/plotting/_render.py", "--out"): "pending: out='x' is a file; give a directory",
     ("clipgeo/plotting/_render.py", "--format"): "pending: (e.g. formats='png,pdf')",
     ("clipgeo/report/_write.py", "--out"): "pending: out='x' is a file; give a directory for the report",
-    ("clipgeo/store/_import_stream.py", "--clip-retrieval"): "pending: folder='x' is not a directory",
+    ("clipgeo/store/_import.py", "--clip-retrieval"): "pending: folder='x' is not a directory",
     ("clipgeo/stream/_analyze.py", "--out"): "pending: out='x' is a file; give a directory for the report",
     ("clipgeo/stream/_engine.py", "--workers"): "pending: workers must be at least 1",
     ("clipgeo/stream/_engine.py", "--scheduler"): "pending: or pass scheduler=None to run on a local cluster",

@@ -8,7 +8,7 @@ import pytest
 from clipgeo.errors import InputError
 from clipgeo.store import read_store
 from clipgeo.store._chunked import open_matrix
-from clipgeo.store._import_stream import import_clip_retrieval, import_streaming
+from clipgeo.store._import import import_clip_retrieval, import_embeddings
 from tests.conftest import assert_clean_error, run_cli
 
 
@@ -72,7 +72,7 @@ def test_streaming_import_equals_the_arrays_and_stays_atomic(tmp_path, rng):
     txt = rng.normal(size=(230, 8)).astype(np.float16)
     np.save(tmp_path / "img.npy", img)
     np.save(tmp_path / "txt.npy", txt)
-    out = import_streaming(tmp_path / "store", image=tmp_path / "img.npy", text=tmp_path / "txt.npy", shard_rows=64)
+    out = import_embeddings(tmp_path / "store", image=tmp_path / "img.npy", text=tmp_path / "txt.npy", shard_rows=64)
     es = read_store(out)
     np.testing.assert_array_equal(es.image, img.astype(np.float32))
     np.testing.assert_array_equal(es.text, txt.astype(np.float32))
@@ -83,7 +83,7 @@ def test_streaming_import_equals_the_arrays_and_stays_atomic(tmp_path, rng):
     bad[200, 3] = np.nan
     np.save(tmp_path / "bad.npy", bad)
     with pytest.raises(InputError, match=r"1 row\(s\) with NaN or inf \(rows 200\)") as info:
-        import_streaming(tmp_path / "store2", image=tmp_path / "img.npy", text=tmp_path / "bad.npy", shard_rows=64)
+        import_embeddings(tmp_path / "store2", image=tmp_path / "img.npy", text=tmp_path / "bad.npy", shard_rows=64)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "store2").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".store2")]

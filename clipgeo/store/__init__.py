@@ -9,8 +9,7 @@ without reading the store whole.
 
 from ._embedding_set import EmbeddingSet
 from ._formats import load_matrix, load_pairs, load_strings
-from ._import import import_embeddings
-from ._import_stream import import_clip_retrieval
+from ._import import import_clip_retrieval, import_embeddings
 from ._iter import ShardInfo, StoreBatch, StoreShards, iter_store, open_store
 from ._meta import StoreMeta
 from ._reader import read_manifest, read_store
