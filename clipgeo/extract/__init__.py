@@ -12,8 +12,7 @@ command line reads its defaults without loading the model stack.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from clipgeo._lazy import lazy_exports
 
 _EXPORTS = {
     "DECODE_MODES": "._options",
@@ -31,14 +30,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'clipgeo.extract' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
