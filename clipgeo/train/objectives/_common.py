@@ -11,6 +11,9 @@ import torch
 from torch import nn
 
 from ...errors import InputError
+from ...runtime import is_distributed
+from ...validation import check_count, check_scalar
+from ..distributed import gather_with_grad
 
 
 def check_features(name: str, x: torch.Tensor, dim: int | None = None) -> None:
@@ -66,3 +69,27 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
         nn.ReLU(inplace=True),
         nn.Linear(hidden_dim, out_dim),
     )
+
+
+def optional_head(in_dim: int, projection_dim: int, hidden_dim: int) -> nn.Module:
+    """:func:`mlp` to ``projection_dim`` outputs when ``projection_dim > 0``, else identity (the loss then acts
+    on the tower's output itself, which is what the analyzers see)."""
+    check_scalar(projection_dim, "projection_dim", target_type=int, min_val=0)
+    if not projection_dim:
+        return nn.Identity()
+    return mlp(in_dim, check_count(hidden_dim, "hidden_dim"), int(projection_dim))
+
+
+def global_views(z_a: torch.Tensor, z_b: torch.Tensor, gather: bool | None, method: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two (N, D) views checked, in at least float32, and gathered over the ranks (with gradient) when ``gather``
+    (None: when running under torchrun); for losses of batch statistics, which must see the global batch."""
+    check_features("z_a", z_a)
+    check_features("z_b", z_b, dim=z_a.shape[1])
+    if z_a.shape != z_b.shape:
+        raise InputError(f"the two views have {z_a.shape[0]} and {z_b.shape[0]} rows; pass the same samples twice")
+    a, b = (z if z.dtype == torch.float64 else z.float() for z in (z_a, z_b))
+    if is_distributed() if gather is None else gather:
+        a, b = gather_with_grad(a), gather_with_grad(b)  # (W*n, D): the global batch
+    if a.shape[0] < 2:
+        raise InputError(f"{method} needs at least 2 samples per batch (it takes statistics along the batch)")
+    return a, b

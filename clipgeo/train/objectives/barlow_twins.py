@@ -40,13 +40,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...errors import InputError
-from ...runtime import is_distributed
-from ...validation import check_count, check_positive, check_scalar
-from ..distributed import gather_with_grad
+from ...validation import check_positive
 from ..objective import ObjectiveContext
 from ._base import ViewsObjective
-from ._common import check_features, mlp
+from ._common import global_views, optional_head
 
 __all__ = ["BarlowTwinsLoss", "BarlowTwinsObjective", "barlow_twins_terms", "cross_correlation"]
 
@@ -73,9 +70,6 @@ def barlow_twins_terms(z_a: torch.Tensor, z_b: torch.Tensor, eps: float = EPS) -
     off = c.pow(2).sum() - diagonal.pow(2).sum()
     return on, off
 
-
-def _at_least_f32(z: torch.Tensor) -> torch.Tensor:
-    return z if z.dtype == torch.float64 else z.float()
 
 
 class BarlowTwinsLoss(nn.Module):
@@ -117,16 +111,7 @@ class BarlowTwinsLoss(nn.Module):
             ``on + λ · off`` over the global batch.  The two terms of the last call
             are kept in ``last_terms`` (``on_diagonal``, ``off_diagonal``) for the log.
         """
-        check_features("z_a", z_a)
-        check_features("z_b", z_b, dim=z_a.shape[1])
-        if z_a.shape != z_b.shape:
-            raise InputError(f"the two views have {z_a.shape[0]} and {z_b.shape[0]} rows; pass the same samples twice")
-        gather = is_distributed() if self.gather is None else self.gather
-        a, b = _at_least_f32(z_a), _at_least_f32(z_b)
-        if gather:
-            a, b = gather_with_grad(a), gather_with_grad(b)  # (W*n, D): the global batch
-        if a.shape[0] < 2:
-            raise InputError("Barlow Twins needs at least 2 samples per batch (it standardises along the batch)")
+        a, b = global_views(z_a, z_b, self.gather, "Barlow Twins")
         on, off = barlow_twins_terms(a, b)
         self.last_terms = {"on_diagonal": float(on.detach()), "off_diagonal": float(off.detach())}
         return on + self.offdiag_weight * off
@@ -163,11 +148,7 @@ class BarlowTwinsObjective(ViewsObjective):
     ) -> None:
         super().__init__(ctx, **augment_options)
         self.loss = BarlowTwinsLoss(offdiag_weight=offdiag_weight)
-        check_scalar(projection_dim, "projection_dim", target_type=int, min_val=0)
-        if projection_dim:
-            self.head: nn.Module = mlp(self.dim, check_count(hidden_dim, "hidden_dim"), int(projection_dim))
-        else:
-            self.head = nn.Identity()
+        self.head = optional_head(self.dim, projection_dim, hidden_dim)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         z_1 = self.head(self.encode(batch["view1"]))  # (B, p)

@@ -39,11 +39,10 @@ from torch import nn
 
 from ...errors import InputError
 from ...runtime import is_distributed, rank
-from ...validation import check_count
 from ..distributed import gather_with_grad
 from ..objective import ObjectiveContext
 from ._base import ViewsObjective
-from ._common import mlp
+from ._common import optional_head
 
 __all__ = ["NTXentLoss", "SimCLRObjective"]
 
@@ -146,10 +145,7 @@ class SimCLRObjective(ViewsObjective):
     ) -> None:
         super().__init__(ctx, **augment_options)
         self.loss = NTXentLoss(temperature=temperature)
-        if projection_dim:
-            self.head: nn.Module = mlp(self.dim, check_count(hidden_dim, "hidden_dim"), check_count(projection_dim, "projection_dim"))
-        else:
-            self.head = nn.Identity()
+        self.head = optional_head(self.dim, projection_dim, hidden_dim)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         z_1 = self.head(self.encode(batch["view1"]))  # (B, p)

@@ -36,12 +36,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import InputError
-from ...runtime import is_distributed
-from ...validation import check_count, check_positive, check_scalar
-from ..distributed import gather_with_grad
+from ...validation import check_positive, check_scalar
 from ..objective import ObjectiveContext
 from ._base import ViewsObjective
-from ._common import check_features, mlp
+from ._common import global_views, optional_head
 
 __all__ = ["VICRegLoss", "VICRegObjective", "vicreg_terms"]
 
@@ -68,9 +66,6 @@ def vicreg_terms(
     covariance = _off_diagonal_sq(z_a) + _off_diagonal_sq(z_b)
     return invariance, variance, covariance
 
-
-def _at_least_f32(z: torch.Tensor) -> torch.Tensor:
-    return z if z.dtype == torch.float64 else z.float()
 
 
 class VICRegLoss(nn.Module):
@@ -125,16 +120,7 @@ class VICRegLoss(nn.Module):
             ``λ inv + μ var + ν cov`` over the global batch.  The terms of the last
             call are kept in ``last_terms`` (``invariance``, ``variance``, ``covariance``).
         """
-        check_features("z_a", z_a)
-        check_features("z_b", z_b, dim=z_a.shape[1])
-        if z_a.shape != z_b.shape:
-            raise InputError(f"the two views have {z_a.shape[0]} and {z_b.shape[0]} rows; pass the same samples twice")
-        gather = is_distributed() if self.gather is None else self.gather
-        a, b = _at_least_f32(z_a), _at_least_f32(z_b)
-        if gather:
-            a, b = gather_with_grad(a), gather_with_grad(b)  # (W*n, D): the global batch
-        if a.shape[0] < 2:
-            raise InputError("VICReg needs at least 2 samples per batch (it takes variances along the batch)")
+        a, b = global_views(z_a, z_b, self.gather, "VICReg")
         inv, var, cov = vicreg_terms(a, b, self.gamma)
         self.last_terms = {"invariance": float(inv.detach()), "variance": float(var.detach()),
                            "covariance": float(cov.detach())}  # fmt: skip
@@ -176,11 +162,7 @@ class VICRegObjective(ViewsObjective):
     ) -> None:
         super().__init__(ctx, **augment_options)
         self.loss = VICRegLoss(sim_weight=sim_weight, var_weight=var_weight, cov_weight=cov_weight)
-        check_scalar(projection_dim, "projection_dim", target_type=int, min_val=0)
-        if projection_dim:
-            self.head: nn.Module = mlp(self.dim, check_count(hidden_dim, "hidden_dim"), int(projection_dim))
-        else:
-            self.head = nn.Identity()
+        self.head = optional_head(self.dim, projection_dim, hidden_dim)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         z_1 = self.head(self.encode(batch["view1"]))  # (B, p)
