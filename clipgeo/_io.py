@@ -23,6 +23,16 @@ from typing import Any
 __all__ = ["atomic_path", "atomic_dir", "write_bytes", "write_text", "write_json", "to_jsonable"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+#: mkstemp/mkdtemp create private (0600/0700) files; what clipgeo writes gets the usual umask-based mode
+_UMASK = _umask()
+
+
 def _fsync_file(path: str | os.PathLike) -> None:
     with open(path, "rb+") as handle:
         os.fsync(handle.fileno())
@@ -43,6 +53,7 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path
         yield Path(tmp)
         if fsync:
             _fsync_file(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -63,6 +74,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -49,3 +49,23 @@ def test_to_jsonable_dataclass_and_paths(tmp_path):
         p: object
 
     assert to_jsonable(R(np.float64(2.0), tmp_path)) == {"a": 2.0, "p": str(tmp_path)}
+
+
+def test_written_files_get_the_umask_mode_not_mkstemps_private_one(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        import importlib
+
+        import clipgeo._io as io_module
+
+        importlib.reload(io_module)
+        path = io_module.write_text(tmp_path / "report.html", "x")
+        with io_module.atomic_dir(tmp_path / "store") as tmp:
+            (tmp / "a").write_text("y")
+        assert path.stat().st_mode & 0o777 == 0o644
+        assert (tmp_path / "store").stat().st_mode & 0o777 == 0o755
+    finally:
+        os.umask(mask)
+        importlib.reload(io_module)
