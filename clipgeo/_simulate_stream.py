@@ -50,6 +50,7 @@ def stream_double_ellipsoid(
         Written as ``ground_truth.json`` beside the shards.
     """
     from .store import StoreWriter
+    from .store._writer import ShardPool
     from .synthetic import _standard
 
     out = Path(out)
@@ -68,24 +69,25 @@ def stream_double_ellipsoid(
 
     with atomic_dir(out) as tmp:
         writer = StoreWriter(tmp, meta)
-        for k, start in enumerate(range(0, n, shard_rows)):
-            rows = min(shard_rows, n - start)
-            rng = np.random.default_rng([int(seed), k])
-            shard = {m: np.empty((rows, d), dtype=dtype) for m in ("image", "text")}
-            for s in range(0, rows, _BLOCK):  # float32 blocks of _BLOCK rows: bounded memory, fast GEMMs
-                e = min(s + _BLOCK, rows)
-                z_img = draw(rng, (e - s, d))
-                z_txt = rho * z_img + rest * draw(rng, (e - s, d))
-                for m, z in (("image", z_img), ("text", z_txt)):
-                    x = mean[m] + z @ chol[m]  # (block, d)
-                    if truth.unit_norm:
-                        x /= np.linalg.norm(x, axis=1, keepdims=True)
-                    shard[m][s:e] = x
-            ids = [str(i) for i in range(start, start + rows)]
-            writer.write_shard("image", k, shard["image"], ids=ids, columns={"path": [""] * rows})
-            writer.write_shard("text", k, shard["text"], ids=ids,
-                               columns={"image_id": ids, "caption": [f"synthetic pair {i}" for i in range(start, start + rows)]})
-            del shard
+        with ShardPool(writer) as pool:  # shard k is encoded while shard k + 1 is drawn
+            for k, start in enumerate(range(0, n, shard_rows)):
+                rows = min(shard_rows, n - start)
+                rng = np.random.default_rng([int(seed), k])
+                shard = {m: np.empty((rows, d), dtype=dtype) for m in ("image", "text")}
+                for s in range(0, rows, _BLOCK):  # float32 blocks of _BLOCK rows: bounded memory, fast GEMMs
+                    e = min(s + _BLOCK, rows)
+                    z_img = draw(rng, (e - s, d))
+                    z_txt = rho * z_img + rest * draw(rng, (e - s, d))
+                    for m, z in (("image", z_img), ("text", z_txt)):
+                        x = mean[m] + z @ chol[m]  # (block, d)
+                        if truth.unit_norm:
+                            x /= np.linalg.norm(x, axis=1, keepdims=True)
+                        shard[m][s:e] = x
+                ids = [str(i) for i in range(start, start + rows)]
+                pool.submit("image", k, shard["image"], ids=ids, columns={"path": [""] * rows})
+                pool.submit("text", k, shard["text"], ids=ids,
+                            columns={"image_id": ids, "caption": [f"synthetic pair {i}" for i in range(start, start + rows)]})
+                del shard
         writer.finalize({"n_image": n, "n_text": n, "n_pairs": n})
         write_json(tmp / "ground_truth.json", truth_dict, indent=1)
     return out

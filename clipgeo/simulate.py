@@ -71,8 +71,9 @@ class DoubleEllipsoidConfig:
 
 _TS = ThinShellConfig
 _DE = DoubleEllipsoidConfig
-#: above this many pairs, ``simulate_store`` writes shard by shard instead of drawing every row at once
-STREAM_ABOVE = 1_000_000
+#: above this many values per modality (pairs × dim), ``simulate_store`` writes shard by shard instead of
+#: drawing every row at once (the in-memory generator holds several float64 copies: ~8 GB at 400,000 × 512)
+STREAM_ABOVE = 16_000_000
 
 
 def anisotropic_shell_table(dims: Sequence[int], n_samples: int = _TS.n_samples, *, seed: int = _TS.seed):
@@ -169,7 +170,7 @@ def simulate_store(
 ) -> tuple[Path, dict[str, Any]]:
     """Write a synthetic double-ellipsoid store; returns its path and the ground truth summary.
 
-    Above :data:`STREAM_ABOVE` pairs the rows are drawn and written shard by shard
+    Above :data:`STREAM_ABOVE` values per modality (``n * dim``) the rows are drawn and written shard by shard
     (:mod:`clipgeo._simulate_stream`, bounded memory): same population and ground truth, other draws.
     """
     import numpy as np
@@ -181,7 +182,7 @@ def simulate_store(
         raise InputError(f"n and dim must be at least 2, got n={n}, dim={dim}")
     if store_dtype not in ("float32", "float16"):
         raise InputError(f"store_dtype must be float32 or float16, got {store_dtype!r}")
-    streamed = n > STREAM_ABOVE
+    streamed = n * dim > STREAM_ABOVE
     image, text, truth = double_ellipsoid(
         2 if streamed else n, dim, offset_ratio=offset_ratio, separation=separation,
         separating_features=separating_features, unit_norm=unit_norm, seed=seed,

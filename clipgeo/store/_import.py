@@ -27,11 +27,12 @@ import numpy as np
 from .._io import atomic_dir, write_text
 from ..errors import InputError, StoreError
 from ..provenance import provenance
+from ..validation import finite_rows
 from ._chunked import MatrixSource, open_matrix
 from ._formats import load_pairs, load_strings
 from ._layout import MANIFEST
 from ._meta import StoreMeta
-from ._writer import StoreWriter, check_same_model, read_manifest_file
+from ._writer import ShardPool, StoreWriter, check_same_model, read_manifest_file
 
 #: rows whose norms all lie within this distance of 1 count as unit-norm (float16 dumps need ~1e-3)
 UNIT_TOLERANCE = 1e-2
@@ -44,8 +45,9 @@ def _rows(rows: np.ndarray, limit: int = 5) -> str:
 class _ShardSink:
     """Checks each block of rows, hashes it, and writes it as the next shard of its modality."""
 
-    def __init__(self, writer: StoreWriter) -> None:
+    def __init__(self, writer: StoreWriter, pool: ShardPool) -> None:
         self.writer = writer
+        self.pool = pool
         self.digest = hashlib.sha256()
         self.unit = True
         self.next_index = {"image": 0, "text": 0}
@@ -57,7 +59,7 @@ class _ShardSink:
             raise InputError(f"{what} has dtype {block.dtype}; expected numbers (a float array of rows × dim)")
         if not np.issubdtype(block.dtype, np.floating):
             block = block.astype(np.float32)
-        finite = np.isfinite(block).all(axis=1)
+        finite = finite_rows(block)
         if not finite.all():
             bad = np.flatnonzero(~finite) + start
             where = f" (checked rows {start}…{start + len(block) - 1} so far)" if start else ""
@@ -69,7 +71,7 @@ class _ShardSink:
             norms = np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64))
             self.unit = bool(len(norms) and np.all(np.abs(norms - 1.0) < UNIT_TOLERANCE))
         index = self.next_index[modality]
-        self.writer.write_shard(modality, index, block, ids=ids, columns=columns)
+        self.pool.submit(modality, index, block, ids=ids, columns=columns)
         self.next_index[modality] = index + 1
         self.rows[modality] += len(block)
 
@@ -93,8 +95,9 @@ def _write_atomically(out: Path, meta: StoreMeta, fill) -> Path:
     try:
         with atomic_dir(out) as tmp:
             writer = StoreWriter(tmp, meta)
-            sink = _ShardSink(writer)
-            summary = fill(sink)
+            with ShardPool(writer) as pool:
+                sink = _ShardSink(writer, pool)
+                summary = fill(sink)
             manifest = writer.finalize(summary)
             # what depends on every row is known now: the manifest (the store's authority on its meta) gets it
             manifest["meta"] = _final_meta(meta, sink).to_dict()
