@@ -114,6 +114,40 @@ def test_histogram_value_at_the_top_edge_falls_in_the_last_bin():
     np.testing.assert_array_equal(h.counts, [[1, 0, 1, 1]])
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_histogram_counts_are_the_bin_index_of_every_value(rng, dtype):
+    """``add`` (transposed, per-feature counts) puts every value in :meth:`bin_index`'s bin, float64 input too."""
+    x = (rng.normal(size=(3000, 7)) * [1, 5, 0.01, 100, 1, 1, 1]).astype(dtype)
+    x[:, 4] = x[0, 4]  # a constant feature: zero width, every value in bin 0
+    lo, hi = x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64)
+    bins = 64
+    h = FeatureHistograms.empty(lo, hi, bins)
+    idx = h.bin_index(x)
+    expected = np.stack([np.bincount(idx[:, k], minlength=bins) for k in range(x.shape[1])])
+    np.testing.assert_array_equal(FeatureHistograms.from_batch(x, lo, hi, bins).counts, expected)
+    np.testing.assert_array_equal(FeatureHistograms.from_batch(x.astype(np.float64), lo, hi, bins).counts, expected)
+    assert expected[4, 0] == len(x)
+
+
+def test_batch_statistics_leave_their_input_unchanged(rng):
+    x = _planted(rng, n=300)
+    before = x.copy()
+    first = ModalityMoments.from_batch(x)
+    ModalityMoments.from_batch(x, unit_covariance=False)
+    CentredMoments.from_batch_with_values(x, first)
+    PairSums.from_batch(x, x[::-1].copy())
+    FeatureHistograms.from_batch(x, first.minimum, first.maximum, 16)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_unit_mean_without_the_unit_covariance_is_the_same(rng):
+    x = _planted(rng, n=500)
+    a, b = ModalityMoments.from_batch(x), ModalityMoments.from_batch(x, unit_covariance=False)
+    np.testing.assert_allclose(b.unit_mean, a.unit_mean, rtol=1e-13, atol=1e-15)
+    assert b.unit_sq == pytest.approx(a.unit_sq, rel=1e-13) and b.unit_scatter is None
+    np.testing.assert_array_equal(b.scatter, a.scatter)
+
+
 def test_sample_keys_are_split_invariant_and_exact_in_size():
     n, size = 10_000, 700
     keys = row_keys(np.arange(n), seed=3, stream="pair")

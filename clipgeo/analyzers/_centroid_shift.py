@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..validation import check_count, check_pair, check_pair_index, check_positive, unit_rows
-from ._conformity import mean_conformity
+from ..validation import check_count, check_pair_index, check_positive, unit_rows
+from ._blocks import float_pair, row_blocks, row_groups, row_values, rows64
+from ._conformity import row_conformity
 from ._result import Result
 
 #: largest 2/τ for which one constant shift keeps every exp(S - 1/τ) above float64 underflow
@@ -54,7 +55,8 @@ def check_alphas(alphas: object, name: str = "alphas") -> np.ndarray:
 class _Pairs:
     """Unique images with their captions: what a CLIP batch may hold."""
 
-    images: np.ndarray  # (n_img, d) unique image rows that have a caption, first-occurrence order
+    images: np.ndarray | None  # (n_img, d) float64 unique image rows with a caption, first-occurrence order
+    image_rows: np.ndarray  # (n_img,) row of ``a`` of each of those images
     caption_start: np.ndarray  # (n_img,) start of each image's captions in ``caption_rows``
     caption_count: np.ndarray  # (n_img,)
     caption_rows: np.ndarray  # (n_pairs,) text rows grouped by image
@@ -62,28 +64,35 @@ class _Pairs:
     duplicate_image_rows: int
 
 
-def _group_pairs(a: np.ndarray, index: np.ndarray) -> _Pairs:
-    """Group the text rows by image; bitwise-identical image rows (one image stored once per caption) are one image."""
+def _group_pairs(a: np.ndarray, index: np.ndarray, *, images: bool = True) -> _Pairs:
+    """Group the text rows by image; bitwise-identical image rows (one image stored once per caption) are one image.
+
+    ``images=False`` leaves ``images`` None (the caller reads ``a[image_rows]`` block by block).
+    """
     text_rows = np.flatnonzero(index >= 0)
     used = np.unique(index[text_rows])  # image rows referenced by a caption, sorted
-    _, first, inverse = np.unique(a[used], axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    order = np.argsort(first, kind="stable")  # unique rows in order of first appearance
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
+    group, first = row_groups(a, used)  # numbered in order of first appearance
     group_of_row = np.full(len(a), -1, dtype=np.int64)
-    group_of_row[used] = rank[inverse]
+    group_of_row[used] = group
     groups = group_of_row[index[text_rows]]  # (n_pairs,) image group of each paired text row
     by_group = np.argsort(groups, kind="stable")
-    count = np.bincount(groups, minlength=len(order))
+    count = np.bincount(groups, minlength=len(first))
     start = np.r_[0, np.cumsum(count)[:-1]]
+    image_rows = used[first]
+    if not images:
+        rows = None
+    elif len(image_rows) == len(a) and np.array_equal(image_rows, np.arange(len(a))):
+        rows = rows64(a)  # every row, in order: no copy of float64 rows
+    else:
+        rows = rows64(a, image_rows)
     return _Pairs(
-        images=a[used[first[order]]],
+        images=rows,
+        image_rows=image_rows,
         caption_start=start,
         caption_count=count,
         caption_rows=text_rows[by_group],
         n_pairs=len(text_rows),
-        duplicate_image_rows=int(len(used) - len(order)),
+        duplicate_image_rows=int(len(used) - len(first)),
     )
 
 
@@ -389,7 +398,7 @@ def centroid_shift(
     bounded by ``kl_bound`` (about log(2N + 1)), so its magnitude is not
     comparable with the paper's curve.
     """
-    a, b = check_pair(img, txt, min_rows=2)
+    a, b = float_pair(img, txt, min_rows=2)  # float32 rows stay float32: text rows widened block by block
     temperature = check_positive(temperature, "temperature")
     alpha = default_alphas() if alphas is None else check_alphas(alphas)
     batch_size = check_count(batch_size, "batch_size", minimum=2)
@@ -404,14 +413,19 @@ def centroid_shift(
         raise InputError(
             f"the pairs hold {n_img} distinct image(s); the centroid shift needs at least 2 images with a caption"
         )
-    x = pairs.images  # (n_img, d) unique raw image rows
+    x = pairs.images  # (n_img, d) unique raw image rows, float64
     m = x.mean(axis=0)  # (d,) raw image mean over unique images
-    t_all = unit_rows(b)  # (n_text, d)
     sq = np.einsum("ij,ij->i", x, x)  # ||x_i||²
     xm = x @ m  # x_i · m
     mm = float(m @ m)
-    tm = t_all @ m  # t_j · m
-    t_present = (np.einsum("ij,ij->i", t_all, t_all) > 0.5).astype(np.float64)  # 1 for a unit row, 0 for a zero row
+    # the unit text rows t_j are formed block by block, never all at once
+    tm = row_values(b, lambda blk: unit_rows(blk) @ m)  # t_j · m
+
+    def present(blk: np.ndarray) -> np.ndarray:  # 1 for a unit row, 0 for a zero row
+        t = unit_rows(blk)
+        return np.einsum("ij,ij->i", t, t) > 0.5
+
+    t_present = row_values(b, present)
     bsz = min(n_img, batch_size)
     batches = _batches(n_img, bsz)
 
@@ -426,7 +440,7 @@ def centroid_shift(
         order = rng.permutation(n_img)
         for batch in batches:
             rows_i, rows_t = order[batch], caption[order[batch]]
-            g = x[rows_i] @ t_all[rows_t].T  # (B, B): x_i · t_j
+            g = x[rows_i] @ unit_rows(rows64(b, rows_t)).T  # (B, B): x_i · t_j
             s = np.empty_like(g)  # (B, B) logits, reused for every α
             for i, al in enumerate(alpha):
                 norm = np.sqrt(np.maximum(sq[rows_i] - 2 * al * xm[rows_i] + al * al * mm, 0.0))  # ||x_i - α m||
@@ -448,14 +462,16 @@ def centroid_shift(
 
     sub = x if n_img <= uniformity_rows else x[np.sort(rng.choice(n_img, size=uniformity_rows, replace=False))]
     wi_unif = _wang_isola_uniformity_curve(sub, m, alpha)
-    paired_text = np.unique(pairs.caption_rows)
-    t = t_all[paired_text]
-    t_sub = t if len(t) <= uniformity_rows else t[np.sort(rng.choice(len(t), size=uniformity_rows, replace=False))]
-    wi_unif_text = float(_wang_isola_uniformity_curve(t_sub, np.zeros(t.shape[1]), np.zeros(1))[0])
+    paired_text = np.unique(pairs.caption_rows)  # the unit rows t of these text rows enter below
+    n_t = len(paired_text)
+    t_sub = paired_text if n_t <= uniformity_rows else paired_text[np.sort(rng.choice(n_t, size=uniformity_rows, replace=False))]
+    t_sub = unit_rows(rows64(b, t_sub))
+    wi_unif_text = float(_wang_isola_uniformity_curve(t_sub, np.zeros(b.shape[1]), np.zeros(1))[0])
 
-    text_conf = mean_conformity(t)
-    text_mean_unit = t.mean(axis=0)
-    text_est = t @ text_mean_unit / max(float(np.linalg.norm(text_mean_unit)), 1e-300)
+    text_conf, text_total = row_conformity(b, paired_text)
+    text_mean_unit = text_total / n_t
+    text_norm = max(float(np.linalg.norm(text_mean_unit)), 1e-300)
+    text_est = row_values(b, lambda blk: unit_rows(blk) @ text_mean_unit, rows=paired_text) / text_norm
     image_conf = np.empty((k, n_img))
     image_est = np.empty((k, n_img))
     for i, al in enumerate(alpha):
@@ -476,7 +492,7 @@ def centroid_shift(
         uniformity_rows=len(sub),
         kl_bins=kl_bins,
         kl_pseudo_count=kl_pseudo_count,
-        kl_bound=kl_bound(n_img, len(t), kl_bins, kl_pseudo_count),
+        kl_bound=kl_bound(n_img, n_t, kl_bins, kl_pseudo_count),
         kl_estimator=KL_ESTIMATOR,
         text_conformity_mean=float(text_conf.mean()),
         wang_isola_uniformity_text=wi_unif_text,
@@ -560,18 +576,24 @@ def alignment_uniformity(
     -------
     AlignmentUniformityResult
     """
-    a, b = check_pair(img, txt, paired=True)
+    a, b = float_pair(img, txt, paired=True)  # float32 rows stay float32: widened block by block
+
+    def distance(block: np.ndarray, rows: slice) -> np.ndarray:
+        u = unit_rows(block)
+        u -= unit_rows(rows64(b, rows))
+        return np.linalg.norm(u, axis=1)
+
     t = check_positive(t, "t")
-    u, v = unit_rows(a), unit_rows(b)
-    align = float(np.mean(np.linalg.norm(u - v, axis=1) ** alpha))
+    dist = np.concatenate([distance(rows64(a, sl), sl) for sl in row_blocks(len(a))])
+    align = float(np.mean(dist**alpha))
     rng = np.random.default_rng(seed)
 
     def subset(x: np.ndarray) -> np.ndarray:
         if max_rows is None or len(x) <= max_rows:
-            return x
-        return x[np.sort(rng.choice(len(x), size=int(max_rows), replace=False))]
+            return unit_rows(rows64(x))
+        return unit_rows(rows64(x, np.sort(rng.choice(len(x), size=int(max_rows), replace=False))))
 
-    su, sv = subset(u), subset(v)
+    su, sv = subset(a), subset(b)
     ui, ut = _uniformity(su, t), _uniformity(sv, t)
     return AlignmentUniformityResult(
         n_pairs=len(a),

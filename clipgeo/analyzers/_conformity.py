@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..validation import check_embeddings, unit_rows
+from ..validation import unit_rows
+from ._blocks import column_mean, column_sums, float_rows, row_values, rows64
 from ._result import Result
 
 #: bytes of one float32 (rows × N) block of cosines in the chunked sum
@@ -87,6 +88,29 @@ def mean_conformity(u: np.ndarray) -> np.ndarray:
     """
     total = u.sum(axis=0)
     return (u @ total - np.einsum("ij,ij->i", u, u)) / (len(u) - 1)
+
+
+def row_conformity(x: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mean_conformity` of the unit rows of ``x[rows]`` (default all), block by block.
+
+    The same numbers as ``mean_conformity(unit_rows(x[rows].astype(np.float64)))`` without forming the
+    unit rows (float16/32 rows are widened one block at a time).
+
+    Returns
+    -------
+    values : ndarray of shape (n,)
+        Exact conformity of each row.
+    total : ndarray of shape (d,)
+        Sum of the unit rows.
+    """
+    n = len(x) if rows is None else len(rows)
+    total = column_sums(x, unit_rows, rows=rows)
+
+    def block(b: np.ndarray) -> np.ndarray:
+        u = unit_rows(b)
+        return (u @ total - np.einsum("ij,ij->i", u, u)) / (n - 1)
+
+    return row_values(x, block, rows=rows), total
 
 
 def _cosine_to(x: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -254,17 +278,16 @@ def conformity(
     """
     if method not in ("exact", "mean"):
         raise InputError(f"unknown conformity method {method!r}; use 'exact' or 'mean'")
-    x = check_embeddings(X, "X", min_rows=2)
-    u = unit_rows(x)
+    x = float_rows(X, "X", min_rows=2)  # float32 rows stay float32: widened block by block
     n = len(x)
+    values, total = row_conformity(x)  # the O(n d) identity; total = sum of the unit rows
+    used = "mean"
     if method == "exact" and (max_rows is None or n <= max_rows):
-        values = pairwise_conformity(u, chunk_bytes=chunk_bytes)
+        values = pairwise_conformity(unit_rows(rows64(x)), chunk_bytes=chunk_bytes)
         used = "exact"
-    else:
-        values = mean_conformity(u)
-        used = "mean"
-    estimate = _cosine_to(x, x.mean(axis=0))
-    unit_estimate = _cosine_to(u, u.mean(axis=0))
+    m, unit_mean = column_mean(x), total / n  # the raw mean and the mean of the unit rows
+    estimate = row_values(x, lambda b: _cosine_to(b, m))
+    unit_estimate = row_values(x, lambda b: _cosine_to(unit_rows(b), unit_mean))
     r, a, b = _fit(values, estimate)
     ur, ua, ub = _fit(values, unit_estimate)
     return ConformityResult(

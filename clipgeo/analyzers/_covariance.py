@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..validation import check_embeddings
+from ._blocks import column_mean, float_rows
 from ._result import Result
 
 
@@ -61,9 +61,11 @@ def off_diagonal_dominance(X: object) -> OffDiagonalDominanceResult:
     are not the coordinate axes.  A constant feature (``C_kk = 0``) gets inf
     (or nan when its whole row is zero).
     """
-    x = check_embeddings(X, "X", min_rows=2)
-    xc = x - x.mean(axis=0)
+    x = float_rows(X, "X", min_rows=2)
+    xc = np.array(x, dtype=np.float64)  # the one full-size copy, centred in place
+    xc -= column_mean(x)
     cov = (xc.T @ xc) / (len(x) - 1)  # (d, d)
+    del xc
     diag = np.abs(np.diag(cov))
     off = np.abs(cov).sum(axis=1) - diag
     with np.errstate(divide="ignore", invalid="ignore"):

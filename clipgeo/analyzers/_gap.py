@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..validation import check_pair, unit_rows
+from ..validation import unit_rows
+from ._blocks import column_mean, column_sums, float_pair, row_blocks, rows64
 from ._result import Result
 
 
@@ -24,6 +25,33 @@ def mean_pairwise_cosine(u: np.ndarray) -> float:
     n = len(u)
     total = u.sum(axis=0)
     return float((total @ total - np.einsum("ij,ij->", u, u)) / (n * (n - 1)))
+
+
+def unit_sums(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """Sum of the unit rows of ``x`` (d,) and the sum of their squared norms, block by block in float64.
+
+    The sum is bitwise ``unit_rows(x).sum(axis=0)``; the squared norms are added per block, so they may
+    differ from one ``einsum`` over all rows in the last bits.
+    """
+    total = column_sums(x, unit_rows)
+    squares = 0.0
+    for sl in row_blocks(len(x)):
+        u = unit_rows(rows64(x, sl))
+        squares += float(np.einsum("ij,ij->", u, u))
+    return total, squares
+
+
+def cone(total: np.ndarray, squares: float, n: int) -> float:
+    """:func:`mean_pairwise_cosine` from the sum of the unit rows and of their squared norms."""
+    return float((total @ total - squares) / (n * (n - 1)))
+
+
+def matched_cosines(a: np.ndarray, b: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray) -> np.ndarray:
+    """``cos(a[rows_a[k]], b[rows_b[k]])`` of every pair k, as the dot product of the unit rows, block by block."""
+    out = np.empty(len(rows_a))
+    for sl in row_blocks(len(rows_a)):
+        out[sl] = np.einsum("ij,ij->i", unit_rows(rows64(a, rows_a[sl])), unit_rows(rows64(b, rows_b[sl])))
+    return out
 
 
 @dataclass(frozen=True, repr=False)
@@ -91,12 +119,12 @@ def modality_gap(
     ``l2_centroid_distance = ||mean_i img_i/||img_i|| - mean_j txt_j/||txt_j||||`` and
     ``raw_centroid_distance = ||mean(img) - mean(txt)||``, both in float64.
     """
-    a, b = check_pair(img, txt)
+    a, b = float_pair(img, txt)  # float32 rows stay float32: widened block by block
     if paired is None:
         paired = len(a) == len(b)
-    ua, ub = unit_rows(a), unit_rows(b)
-    ca, cb = ua.mean(axis=0), ub.mean(axis=0)
-    ma, mb = a.mean(axis=0), b.mean(axis=0)
+    (sa, qa), (sb, qb) = unit_sums(a), unit_sums(b)
+    ca, cb = sa / len(a), sb / len(b)  # means of the unit rows
+    ma, mb = column_mean(a), column_mean(b)
     matched = None
     if pairs is not None:
         rows_a, rows_b = (np.asarray(p, dtype=np.int64).reshape(-1) for p in pairs)
@@ -106,17 +134,18 @@ def modality_gap(
             if len(rows) and (rows.min() < 0 or rows.max() >= n):
                 raise InputError(f"pairs names {name} rows outside 0 … {n - 1}; give row indices of img and txt")
         if len(rows_a):
-            matched = float(np.einsum("ij,ij->i", ua[rows_a], ub[rows_b]).mean())
+            matched = float(matched_cosines(a, b, rows_a, rows_b).mean())
     elif paired:
         if len(a) != len(b):
-            check_pair(a, b, paired=True)  # raises the one-line error
-        matched = float(np.einsum("ij,ij->i", ua, ub).mean())
+            float_pair(a, b, paired=True)  # raises the one-line error
+        rows = np.arange(len(a))
+        matched = float(matched_cosines(a, b, rows, rows).mean())
     return ModalityGapResult(
         l2_centroid_distance=float(np.linalg.norm(ca - cb)),
         raw_centroid_distance=float(np.linalg.norm(ma - mb)),
         mean_matched_cosine=matched,
-        image_cone=mean_pairwise_cosine(ua),
-        text_cone=mean_pairwise_cosine(ub),
+        image_cone=cone(sa, qa, len(a)),
+        text_cone=cone(sb, qb, len(b)),
         n_image=len(a),
         n_text=len(b),
         unit_centroid_image=ca,

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..validation import check_pair, check_pair_index, unit_rows
-from ._gap import mean_pairwise_cosine
+from ..validation import check_pair_index, unit_rows
+from ._blocks import float_pair, row_blocks, rows64
+from ._gap import cone, unit_sums
 from ._pairs import matched_pairs
 from ._result import Result
 
@@ -91,20 +92,23 @@ def gap_metrics(img: object, txt: object, image_index: object = None) -> GapMetr
     images, each caption once among the texts); ``L2I`` and ``d_m`` use every matched pair.  The mean
     pairwise cosine is computed exactly in O(n d) from the sum of the unit rows.
     """
-    a, b = check_pair(img, txt)
+    a, b = float_pair(img, txt)  # float32 rows stay float32: widened block by block
     link = check_pair_index(image_index, "image_index", n_image=len(a), n_text=len(b))
     rows_img, rows_txt = matched_pairs(link)
     if len(rows_img) == 0:
         raise InputError("no matched image-text pairs (every image_index entry is -1); L2I and RMG need pairs")
-    ua, ub = unit_rows(a), unit_rows(b)
-    pu, pv = ua[rows_img], ub[rows_txt]
-    cos = np.einsum("ij,ij->i", pu, pv)
-    dist = np.linalg.norm(pu - pv, axis=1)
+    cos, dist = np.empty(len(rows_img)), np.empty(len(rows_img))
+    for sl in row_blocks(len(rows_img)):  # the unit rows of one block of pairs at a time
+        pu, pv = unit_rows(rows64(a, rows_img[sl])), unit_rows(rows64(b, rows_txt[sl]))
+        cos[sl] = np.einsum("ij,ij->i", pu, pv)
+        pu -= pv
+        dist[sl] = np.linalg.norm(pu, axis=1)
     matched = float(cos.mean())
-    image_cone, text_cone = mean_pairwise_cosine(ua), mean_pairwise_cosine(ub)
+    (sa, qa), (sb, qb) = unit_sums(a), unit_sums(b)
+    image_cone, text_cone = cone(sa, qa, len(a)), cone(sb, qb, len(b))
     rmg, d_m, d_i, d_t = rmg_from_cosines(matched, image_cone, text_cone)
     return GapMetricsResult(
-        l2m=float(np.linalg.norm(ua.mean(axis=0) - ub.mean(axis=0))),
+        l2m=float(np.linalg.norm(sa / len(a) - sb / len(b))),
         l2i=float(dist.mean()),
         rmg=float(rmg),
         d_m=float(d_m),

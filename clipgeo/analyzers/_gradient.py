@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..validation import check_count, check_pair, check_pair_index, check_positive
+from ..validation import check_count, check_pair_index, check_positive
+from ._blocks import column_mean, float_pair, row_norms, rows64
 from ._centroid_shift import _group_pairs, check_alphas, default_alphas
 from ._result import Result
 
@@ -191,25 +192,26 @@ def cosine_gradient(
     measured ``|Δcos|`` to first order.  Image rows that are bitwise copies
     are one image; rows with ``u = 0`` are dropped from the gradient samples.
     """
-    a, b = check_pair(img, txt, min_rows=2)
+    a, b = float_pair(img, txt, min_rows=2)  # float32 rows stay float32: the rows used are widened
     alpha = default_alphas() if alphas is None else check_alphas(alphas)
     n_samples = check_count(n_samples, "n_samples", minimum=1)
     max_negatives = check_count(max_negatives, "max_negatives", minimum=1)
     epsilon = check_positive(epsilon, "epsilon")
-    pairs = _group_pairs(a, check_pair_index(image_index, "image_index", n_image=len(a), n_text=len(b)))
-    x_all = pairs.images  # (n_img, d) unique images with a caption
-    n_img, d = x_all.shape
+    index = check_pair_index(image_index, "image_index", n_image=len(a), n_text=len(b))
+    pairs = _group_pairs(a, index, images=False)
+    image_rows = pairs.image_rows  # (n_img,) rows of the unique images with a caption
+    n_img, d = len(image_rows), a.shape[1]
     if n_img < 2:
         from ..errors import InputError
 
         raise InputError(f"the pairs hold {n_img} distinct image(s); the experiment needs at least 2 images with a caption")
     rng = np.random.default_rng(seed)
-    m = x_all.mean(axis=0)
-    delta = epsilon * float(np.linalg.norm(x_all - m, axis=1).mean())
+    m = column_mean(a, rows=image_rows)
+    delta = epsilon * float(row_norms(a, m, rows=image_rows).mean())
     pick = pairs.caption_start + np.floor(rng.random(n_img) * pairs.caption_count).astype(np.int64)
     own_text = pairs.caption_rows[pick]  # (n_img,) one caption per image
     rows = np.arange(n_img) if n_img <= n_samples else np.sort(rng.choice(n_img, size=n_samples, replace=False))
-    x, w = x_all[rows], b[own_text[rows]]  # (s, d)
+    x, w = rows64(a, image_rows[rows]), rows64(b, own_text[rows])  # (s, d)
     r = rng.normal(size=x.shape)
     r /= np.linalg.norm(r, axis=1, keepdims=True)  # (s, d) random unit directions
     c_d = sphere_projection_mean(d)
@@ -219,7 +221,7 @@ def cosine_gradient(
     for g in range(n_img):
         image_of_text[pairs.caption_rows[pairs.caption_start[g] : pairs.caption_start[g] + pairs.caption_count[g]]] = g
     cand = np.arange(len(b)) if len(b) <= max_negatives else np.sort(rng.choice(len(b), size=max_negatives, replace=False))
-    t_cand = b[cand]
+    t_cand = rows64(b, cand)
     t_norm = np.linalg.norm(t_cand, axis=1)
     own_mask = image_of_text[cand][None, :] == rows[:, None]  # (s, c) the sample's own captions
     gram = x @ t_cand.T  # (s, c): x_i · t_j

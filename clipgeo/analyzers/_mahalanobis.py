@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..validation import check_count, check_embeddings
+from ..validation import check_count
+from ._blocks import column_mean, float_rows, row_groups, row_norms, row_values
 from ._result import Result
 from ._threads import single_blas_thread
 
@@ -79,25 +80,46 @@ class MahalanobisShellResult(Result):
     _arrays = ("distances", "distances_in_sample", "centered_norms", "centered_norms_held_out")
 
 
-def _ledoit_wolf(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Default ``LedoitWolf`` fit: location (d,), axes (d, d), inverse eigenvalues (d,), shrinkage.
+def _ledoit_wolf(x: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Default ``LedoitWolf`` fit of ``x[rows]``: location (d,), axes (d, d), inverse eigenvalues (d,), shrinkage.
 
-    ``Σ⁻¹`` is the same pseudo-inverse as sklearn's ``precision_`` (eigenvalues
-    below ``λ_max · d · eps`` dropped), computed with numpy's ``eigh``.
+    The numbers of ``LedoitWolf(store_precision=False).fit(x[rows].astype(np.float64))``, with one
+    float64 copy of the rows (centred in place) instead of the estimator's copies.  ``Σ⁻¹`` is the same
+    pseudo-inverse as sklearn's ``precision_`` (eigenvalues below ``λ_max · d · eps`` dropped), computed
+    with numpy's ``eigh``.
     """
-    from sklearn.covariance import LedoitWolf
+    from sklearn.covariance import empirical_covariance, ledoit_wolf_shrinkage
 
-    lw = LedoitWolf(store_precision=False).fit(x)  # defaults otherwise; Σ⁻¹ below
+    location = column_mean(x, rows=rows)  # LedoitWolf's location_ = X.mean(0)
+    xc = np.array(x if rows is None else x[rows], dtype=np.float64)
+    xc -= location  # X - location_, as LedoitWolf.fit centres
+    d = xc.shape[1]
+    if d == 1:  # sklearn's one-feature case: no shrinkage
+        cov, shrinkage = np.atleast_2d((xc**2).mean()), 0.0
+    else:  # sklearn's _ledoit_wolf on the centred rows
+        shrinkage = ledoit_wolf_shrinkage(xc, assume_centered=True)
+        emp_cov = empirical_covariance(xc, assume_centered=True)
+        mu = np.sum(np.trace(emp_cov)) / d
+        cov = (1.0 - shrinkage) * emp_cov
+        cov.flat[:: d + 1] += shrinkage * mu
+    del xc
     with single_blas_thread():
-        lam, vec = np.linalg.eigh(lw.covariance_)  # Σ = V diag(λ) Vᵀ
+        lam, vec = np.linalg.eigh(cov)  # Σ = V diag(λ) Vᵀ
     cutoff = lam.max() * len(lam) * np.finfo(np.float64).eps
     inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=lam > cutoff)
-    return lw.location_, vec, inv, float(lw.shrinkage_)
+    return location, vec, inv, float(shrinkage)
 
 
-def _distances(x: np.ndarray, location: np.ndarray, vec: np.ndarray, inv: np.ndarray) -> np.ndarray:
-    proj = (x - location) @ vec  # (n, d) coordinates along the axes of the ellipsoid
-    return np.sqrt(np.maximum(np.einsum("ij,ij,j->i", proj, proj, inv), 0.0))
+def _distances(
+    x: np.ndarray, location: np.ndarray, vec: np.ndarray, inv: np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """``d_M`` of the rows ``x[rows]`` (default all), block by block."""
+
+    def block(b: np.ndarray) -> np.ndarray:
+        proj = (b - location) @ vec  # (k, d) coordinates along the axes of the ellipsoid
+        return np.sqrt(np.maximum(np.einsum("ij,ij,j->i", proj, proj, inv), 0.0))
+
+    return row_values(x, block, rows=rows)
 
 
 def _spread(values: np.ndarray) -> tuple[float, float, float]:
@@ -142,20 +164,16 @@ def mahalanobis_shell(X: object, *, folds: int = DEFAULT_FOLDS, seed: int = 0) -
     """
     from sklearn.model_selection import KFold
 
-    x = check_embeddings(X, "X", min_rows=2, warn_unit=True)
+    x = float_rows(X, "X", min_rows=2, warn_unit=True)  # float32 rows stay float32: widened block by block
     folds = check_count(folds, "folds", minimum=2)
     n = len(x)
     location, vec, inv, shrinkage = _ledoit_wolf(x)
     in_sample = _distances(x, location, vec, inv)
-    euclid_in = np.linalg.norm(x - x.mean(axis=0), axis=1)
+    euclid_in = row_norms(x, location)  # location is the mean of all rows
 
     # bitwise-identical rows (one image stored once per caption) share a fold: a copy in the fit is no hold-out
-    _, first, group = np.unique(x, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    group = rank[group.reshape(-1)]  # (n,) group of each row, numbered in order of first appearance
-    n_groups = len(order)
+    group, first = row_groups(x)  # (n,) group of each row, numbered in order of first appearance
+    n_groups = len(first)
     k = min(folds, n_groups) if n_groups >= 3 else 0
     held_out = np.full(n, np.nan)
     euclid_out = np.full(n, np.nan)
@@ -164,9 +182,9 @@ def mahalanobis_shell(X: object, *, folds: int = DEFAULT_FOLDS, seed: int = 0) -
         for train_groups, _ in KFold(n_splits=k, shuffle=True, random_state=seed).split(np.arange(n_groups)):
             in_train = np.isin(group, train_groups)
             train, test = np.flatnonzero(in_train), np.flatnonzero(~in_train)
-            loc, v, iv, s = _ledoit_wolf(x[train])
-            held_out[test] = _distances(x[test], loc, v, iv)
-            euclid_out[test] = np.linalg.norm(x[test] - x[train].mean(axis=0), axis=1)
+            loc, v, iv, s = _ledoit_wolf(x, train)
+            held_out[test] = _distances(x, loc, v, iv, rows=test)
+            euclid_out[test] = row_norms(x, loc, rows=test)  # loc is the mean of the training rows
             fold_shrinkage.append(s)
 
     mean, std, cv = _spread(held_out)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..validation import check_embeddings
+from ._blocks import column_mean, column_var, float_rows
 from ._result import Result
 
 
@@ -51,9 +51,9 @@ def ellipsoid_offset(X: object) -> EllipsoidOffsetResult:
     -------
     EllipsoidOffsetResult
     """
-    x = check_embeddings(X, "X", min_rows=2, warn_unit=True)
-    m = x.mean(axis=0)
-    s = x.std(axis=0, ddof=1)
+    x = float_rows(X, "X", min_rows=2, warn_unit=True)
+    m = column_mean(x)
+    s = np.sqrt(column_var(x, ddof=1, mean=m))  # x.std(axis=0, ddof=1) in float64, block by block
     mean_norm, std_norm = float(np.linalg.norm(m)), float(np.linalg.norm(s))
     return EllipsoidOffsetResult(
         dim=x.shape[1],

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..validation import check_pair, check_pair_index, unit_rows
-from ._conformity import mean_conformity
+from ..validation import check_pair_index
+from ._blocks import float_pair
+from ._conformity import row_conformity
 from ._pairs import matched_pairs
 from ._result import Result
 from ._stats import pearson, spearman
@@ -92,7 +93,7 @@ def pair_conformity(
     O(N d) through the sum of the unit rows when not given).  An image with several captions appears once
     per caption; the quantiles of ``disagreement`` are taken over the pairs.
     """
-    a, b = check_pair(img, txt)
+    a, b = float_pair(img, txt)  # float32 rows stay float32 (only needed for the conformity when not given)
     link = check_pair_index(image_index, "image_index", n_image=len(a), n_text=len(b))
     rows_img, rows_txt = matched_pairs(link)
     if len(rows_img) < 2:
@@ -108,8 +109,8 @@ def pair_conformity(
 
     ci = given(image_conformity, len(a), "image_conformity")
     ct = given(text_conformity, len(b), "text_conformity")
-    ci = mean_conformity(unit_rows(a)) if ci is None else ci
-    ct = mean_conformity(unit_rows(b)) if ct is None else ct
+    ci = row_conformity(a)[0] if ci is None else ci
+    ct = row_conformity(b)[0] if ct is None else ct
     pi, pt = ci[rows_img], ct[rows_txt]
     return PairConformityResult(
         pearson=pearson(pi, pt),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..validation import check_embeddings
+from ._blocks import column_sums, float_rows, row_blocks, rows64
 from ._result import Result
 from ._threads import single_blas_thread
 
@@ -59,18 +59,20 @@ def pca_projection(img: object | None, txt: object | None, n_components: int = 2
     """
     if img is None and txt is None:
         raise InputError("pca_projection needs image rows, text rows or both")
-    a = None if img is None else check_embeddings(img, "img")
-    b = None if txt is None else check_embeddings(
+    a = None if img is None else float_rows(img, "img")  # float32 rows stay float32
+    b = None if txt is None else float_rows(
         txt, "txt", dim=None if a is None else a.shape[1], dim_source="the other modality"
     )
     arrays = [x for x in (a, b) if x is not None]
     d = arrays[0].shape[1]
     pooled_n = sum(len(x) for x in arrays)
-    center = sum(x.sum(axis=0) for x in arrays) / max(pooled_n, 1)
+    center = sum(column_sums(x) for x in arrays) / max(pooled_n, 1)
     scatter = np.zeros((d, d))
     for x in arrays:
-        xc = x - center
+        xc = np.array(x, dtype=np.float64)  # one full-size copy at a time, centred in place
+        xc -= center
         scatter += xc.T @ xc  # (d, d); numpy uses the symmetric rank-k update for xᵀx
+        del xc
     with single_blas_thread():
         values, vectors = np.linalg.eigh(scatter)
     order = np.argsort(values)[::-1][: min(n_components, d)]
@@ -81,7 +83,12 @@ def pca_projection(img: object | None, txt: object | None, n_components: int = 2
     ratio = values[order].clip(min=0) / total if total > 0 else np.zeros(len(order))
 
     def project(x: np.ndarray | None) -> np.ndarray:
-        return np.empty((0, len(comps))) if x is None else (x - center) @ comps.T
+        if x is None:
+            return np.empty((0, len(comps)))
+        out = np.empty((len(x), len(comps)))
+        for sl in row_blocks(len(x)):
+            out[sl] = (rows64(x, sl) - center) @ comps.T
+        return out
 
     return ProjectionResult(
         n_components=len(comps),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..validation import check_embeddings
+from ._blocks import column_mean, column_var, float_rows, row_norms
 from ._result import Result
 
 
@@ -71,11 +71,11 @@ def thin_shell(X: object) -> ThinShellResult:
     sqrt(tr C)``; an isotropic Gaussian in R^d gives ``sqrt(d)``.  All sums in
     float64, standard deviations with ddof = 1.
     """
-    x = check_embeddings(X, "X", min_rows=2, warn_unit=True)
-    m = x.mean(axis=0)
-    norms = np.linalg.norm(x, axis=1)
-    centered = np.linalg.norm(x - m, axis=1)
-    variance = x.var(axis=0, ddof=1)
+    x = float_rows(X, "X", min_rows=2, warn_unit=True)  # float32 rows stay float32: widened block by block
+    m = column_mean(x)
+    norms = row_norms(x)
+    centered = row_norms(x, m)
+    variance = column_var(x, ddof=1, mean=m)
     mean_c, std_c = float(centered.mean()), float(centered.std(ddof=1))
     return ThinShellResult(
         n=len(x),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..validation import check_embeddings
+from ._blocks import column_mean, float_rows
 from ._result import Result
 from ._threads import single_blas_thread
 
@@ -82,11 +82,13 @@ def spectrum(X: object, *, covariance: object = None) -> SpectrumResult:
     -------
     SpectrumResult
     """
-    x = check_embeddings(X, "X")
+    x = float_rows(X, "X")
     n, d = x.shape
     if covariance is None:
-        xc = x - x.mean(axis=0)
+        xc = np.array(x, dtype=np.float64)  # the one full-size copy, centred in place
+        xc -= column_mean(x)
         cov = (xc.T @ xc) / (n - 1)
+        del xc
     else:
         cov = np.asarray(covariance, dtype=np.float64)
         if cov.shape != (d, d):

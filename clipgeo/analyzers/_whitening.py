@@ -14,7 +14,7 @@ import numpy as np
 from scipy.special import log_ndtr, ndtri
 
 from ..errors import InputError
-from ..validation import check_embeddings
+from ._blocks import column_mean, float_rows, row_blocks, rows64
 from ._result import Result
 from ._threads import single_blas_thread
 
@@ -68,18 +68,23 @@ class Whitener:
     # -- fitting -----------------------------------------------------------------------------------
     def fit(self, X: object) -> Whitener:
         """Estimate m and C from the rows of ``X`` (shape (n, d), n >= 2); returns ``self``."""
-        x = check_embeddings(X, "X")
-        n, d = x.shape
-        mean = x.mean(axis=0)
+        return self._fit_rows(float_rows(X, "X"))
+
+    def _fit_rows(self, x: np.ndarray, rows: np.ndarray | None = None) -> Whitener:
+        """:meth:`fit` on ``x[rows]`` (default all rows) with one float64 copy of them, centred in place."""
+        n, d = (len(x) if rows is None else len(rows)), x.shape[1]
+        mean = column_mean(x, rows=rows)
         use_lw = self.shrinkage == "ledoit-wolf" or (self.shrinkage == "auto" and n <= d)
         if use_lw:
             from sklearn.covariance import LedoitWolf
 
             with single_blas_thread():
-                cov = LedoitWolf().fit(x).covariance_
+                cov = LedoitWolf().fit(rows64(x, rows)).covariance_
         else:
-            xc = x - mean
+            xc = np.array(x if rows is None else x[rows], dtype=np.float64)
+            xc -= mean
             cov = (xc.T @ xc) / (n - 1)
+            del xc
         return self._set(mean, cov, n_samples=n, ledoit_wolf=use_lw)
 
     def fit_moments(self, mean: object, covariance: object, n_samples: int = 0) -> Whitener:
@@ -119,7 +124,7 @@ class Whitener:
 
     def _check(self, X: object) -> np.ndarray:
         self._require_fitted()
-        x = check_embeddings(X, "X", min_rows=1)
+        x = float_rows(X, "X", min_rows=1)  # float32 rows stay float32: widened block by block
         if x.shape[1] != self.n_features_in_:
             raise InputError(
                 f"X has dimension {x.shape[1]} but the whitener was fitted on {self.n_features_in_}-dimensional "
@@ -129,7 +134,20 @@ class Whitener:
 
     def transform(self, X: object) -> np.ndarray:
         """Whitened coordinates ``z = (x - m) W``, shape (n, d); coordinate k follows the k-th largest axis."""
-        return (self._check(X) - self.mean_) @ self.whitening_matrix_
+        x = self._check(X)
+        out = np.empty((len(x), self.n_features_in_))
+        for sl in row_blocks(len(x)):
+            out[sl] = (rows64(x, sl) - self.mean_) @ self.whitening_matrix_
+        return out
+
+    def _scores(self, x: np.ndarray, rows: np.ndarray, k: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Log-likelihood of the rows ``x[rows]`` (n,) and their first ``k`` whitened coordinates (n, k), by blocks."""
+        ll, first = np.empty(len(rows)), np.empty((len(rows), k))
+        for sl in row_blocks(len(rows)):
+            z = (rows64(x, rows[sl]) - self.mean_) @ self.whitening_matrix_
+            ll[sl] = -0.5 * np.einsum("ij,ij->i", z, z) + self._log_norm
+            first[sl] = z[:, :k]
+        return ll, first
 
     def fit_transform(self, X: object) -> np.ndarray:
         """``fit(X).transform(X)``."""
@@ -137,8 +155,8 @@ class Whitener:
 
     def log_likelihood(self, X: object) -> np.ndarray:
         """Gaussian log-density of each row, shape (n,): ``-½ ||z||² - ½ Σ_k log(2π λ_k)`` (nats)."""
-        z = self.transform(X)
-        return -0.5 * np.einsum("ij,ij->i", z, z) + self._log_norm
+        x = self._check(X)
+        return self._scores(x, np.arange(len(x)))[0]
 
     def score(self, X: object) -> float:
         """Mean log-likelihood of the rows of ``X``."""
@@ -233,6 +251,29 @@ def gaussianity(z: object, alpha: float = 0.05) -> tuple[float, float]:
     return float(np.mean(p > alpha)), float(np.mean(stat < crit))
 
 
+#: whitened coordinates tested at a time by :func:`whitening` (the tests' temporaries: a few (n, 32) arrays)
+_GAUSSIANITY_COLUMNS = 32
+
+
+def _column_gaussianity(z: np.ndarray) -> tuple[float, float]:
+    """:func:`gaussianity` of the whitened rows ``z`` (n, d), tested a block of columns at a time.
+
+    Both tests treat every column on its own, so the pass rates are those of the whole array; the
+    tests' full-size temporaries (centred, squared, sorted copies) shrink to the block's.
+    """
+    from scipy.stats import normaltest
+
+    d = z.shape[1]
+    passed_p, passed_ad = np.empty(d, dtype=bool), np.empty(d, dtype=bool)
+    for start in range(0, d, _GAUSSIANITY_COLUMNS):
+        cols = slice(start, min(start + _GAUSSIANITY_COLUMNS, d))
+        block = np.ascontiguousarray(z[:, cols])
+        passed_p[cols] = normaltest(block, axis=0).pvalue > 0.05
+        stat, crit = anderson_darling_normal(block)
+        passed_ad[cols] = stat < crit
+    return float(np.mean(passed_p)), float(np.mean(passed_ad))
+
+
 @dataclass(frozen=True, repr=False)
 class WhiteningResult(Result):
     """How Gaussian one modality is once whitened, and its held-out likelihood.
@@ -304,22 +345,21 @@ def whitening(
     -------
     WhiteningResult
     """
-    x = check_embeddings(X, "X", min_rows=40)
+    x = float_rows(X, "X", min_rows=40)  # float32 rows stay float32: widened block by block
     if not 0 < heldout_fraction < 1:
         raise InputError(f"heldout_fraction must lie in (0, 1), got {heldout_fraction}")
     n, d = x.shape
     if covariance is not None and n > d:
-        full = Whitener().fit_moments(x.mean(axis=0), covariance, n_samples=n)
+        full = Whitener().fit_moments(column_mean(x), covariance, n_samples=n)
     else:
-        full = Whitener().fit(x)
-    dag, ad = gaussianity(full.transform(x))
+        full = Whitener()._fit_rows(x)
+    dag, ad = _column_gaussianity(full.transform(x))  # the one (n, d) float64 array
     perm = np.random.default_rng(seed).permutation(n)
     n_held = min(max(int(round(heldout_fraction * n)), 20), n - 20)
     held, fit_rows = np.sort(perm[:n_held]), np.sort(perm[n_held:])
-    half = Whitener().fit(x[fit_rows])
-    ll_held = half.log_likelihood(x[held])
-    z_held = half.transform(x[held])
+    half = Whitener()._fit_rows(x, fit_rows)
     k = int(min(max(qq_coordinates, 0), d))
+    ll_held, z_held = half._scores(x, held, k)
     return WhiteningResult(
         n=n,
         dim=d,
@@ -327,11 +367,11 @@ def whitening(
         n_floored=full.n_floored_,
         dagostino_pass_rate=dag,
         anderson_pass_rate=ad,
-        mean_log_likelihood=half.score(x[fit_rows]),
+        mean_log_likelihood=float(half._scores(x, fit_rows)[0].mean()),
         heldout_mean_log_likelihood=float(ll_held.mean()),
         n_fit=len(fit_rows),
         n_heldout=n_held,
         heldout_log_likelihood=ll_held,
         qq_theoretical=ndtri((np.arange(1, n_held + 1) - 0.5) / n_held),
-        qq_sample=np.sort(z_held[:, :k], axis=0).T.copy(),
+        qq_sample=np.sort(z_held, axis=0).T.copy(),
     )

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import analyzers as az
 from .._io import to_jsonable
+from ..analyzers._blocks import float_rows, rows_unit
 from ..errors import InputError
 from ..validation import check_features
 from ._config import AnalyzeConfig
@@ -110,7 +111,9 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
     for m in MODALITIES:
         if raw[m] is None:
             continue
-        x = az.check_embeddings(raw[m], f"{m} embeddings", min_rows=0, dim=dim)
+        # float rows stay as given (a float32 store sample is not widened here: each analyzer widens
+        # what it needs, block by block); other numeric input becomes float64
+        x = float_rows(raw[m], f"{m} embeddings", min_rows=0, dim=dim)
         if x.shape[0] == 0:
             continue
         dim = x.shape[1]
@@ -122,7 +125,6 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
     empty = np.empty((0, dim))
     image, text = arrays.get("image", empty), arrays.get("text", empty)
     image_rows, text_rows = _pair_rows(embedding_set, len(image), len(text))
-    pair_img, pair_txt = image[image_rows], text[text_rows]
 
     report = Report(
         dim=dim,
@@ -134,7 +136,7 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
         rows={m: _rows_info(embedding_set, m, len(arrays[m])) for m in arrays},
     )
     for m, x in arrays.items():
-        report.unit_norm[m] = az.rows_are_unit(x)
+        report.unit_norm[m] = rows_unit(x)
         if report.unit_norm[m]:
             report.warnings.append(
                 f"{m} rows are already unit-norm: the raw-space analyses (thin shell, Mahalanobis shell, "
@@ -218,6 +220,11 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
             kl_bins=cfg.kl_bins,
             seed=cfg.seed,
         )
+        identity = len(image_rows) == len(image) == len(text) and bool(
+            np.array_equal(image_rows, text_rows) and np.array_equal(text_rows, np.arange(len(text)))
+        )
+        # row i with row i: the arrays themselves, no copies of the pairs
+        pair_img, pair_txt = (image, text) if identity else (image[image_rows], text[text_rows])
         report.alignment_uniformity = run(
             "alignment_uniformity",
             az.alignment_uniformity,
@@ -240,7 +247,7 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
         reason = (
             f"no matched image-text pairs in the store: none of its {len(text)} text rows names an image "
             "(import with pairs, e.g. `clipgeo import --pairs FILE`)"
-            if len(pair_img) == 0
+            if len(image_rows) == 0
             else "needs matched pairs of at least 2 distinct images"
         )
         for name in _PAIRED:
@@ -253,7 +260,9 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
         if report.separability.best_pair is not None:
             chosen += list(report.separability.best_pair)
     chosen = sorted(set(chosen) | set(named))
-    report.top_feature_values = {m: {k: x[:, k].copy() for k in chosen} for m, x in arrays.items()}
+    report.top_feature_values = {
+        m: {k: np.array(x[:, k], dtype=np.float64) for k in chosen} for m, x in arrays.items()
+    }  # float64 as ever, whatever the rows' dtype
 
     # beyond the paper (SPEC §12): gap metrics, per-pair conformity, retrieval, spectrum, whitening, bootstrap
     from ._beyond import run_beyond

@@ -74,7 +74,8 @@ class StoreBatch:
     embedding : ndarray of shape (n, d) or None
         In the store dtype (float16 / float32) unless a dtype was asked for.
     columns : dict of str to ndarray
-        The other requested columns (``id``, ``path``, ``caption``, ``image_id``), object arrays of str / None.
+        The other requested columns (``id``, ``path``, ``caption``, ``image_id``), object arrays of str / None
+        (``pyarrow`` arrays when read with ``arrow_columns=True``: nothing is turned into Python strings).
     """
 
     modality: str
@@ -114,9 +115,13 @@ class StoreShards:
         *,
         batch_rows: int = DEFAULT_BATCH_ROWS,
         dtype: np.dtype | type | None = None,
+        arrow_columns: bool = False,
     ) -> Iterator[StoreBatch]:
-        """Batches of one shard; raises StoreError when the shard is missing or no longer matches the manifest."""
-        yield from _read_shard(self, shard, tuple(columns), int(batch_rows), dtype)
+        """Batches of one shard; raises StoreError when the shard is missing or no longer matches the manifest.
+
+        ``arrow_columns`` keeps the string columns as pyarrow arrays (a column the shard lacks is all null).
+        """
+        yield from _read_shard(self, shard, tuple(columns), int(batch_rows), dtype, arrow_columns)
 
 
 def open_store(
@@ -204,7 +209,8 @@ def embedding_matrix(column: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray
     return np.concatenate(parts) if parts else np.empty((0, dim), dtype=np.float32)
 
 
-def _read_shard(store: StoreShards, shard: ShardInfo, columns: tuple[str, ...], batch_rows: int, dtype) -> Iterator[StoreBatch]:
+def _read_shard(store: StoreShards, shard: ShardInfo, columns: tuple[str, ...], batch_rows: int, dtype,
+                arrow_columns: bool = False) -> Iterator[StoreBatch]:
     handle = _open_parquet(store, shard)
     names = handle.schema_arrow.names
     present = [c for c in columns if c in names]
@@ -222,8 +228,11 @@ def _read_shard(store: StoreShards, shard: ShardInfo, columns: tuple[str, ...], 
             for c in columns:
                 if c == EMBEDDING:
                     continue
-                cols[c] = (batch.column(c).to_numpy(zero_copy_only=False) if c in present
-                           else np.full(n, None, dtype=object))
+                if arrow_columns:
+                    cols[c] = batch.column(c) if c in present else pa.nulls(n, pa.string())
+                else:
+                    cols[c] = (batch.column(c).to_numpy(zero_copy_only=False) if c in present
+                               else np.full(n, None, dtype=object))
             yield StoreBatch(shard.modality, shard.index, offset, emb, cols)
             offset += n
             read += n

@@ -60,30 +60,39 @@ class FeatureHistograms:
     def empty(cls, lo: np.ndarray, hi: np.ndarray, bins: int = DEFAULT_BINS) -> FeatureHistograms:
         return cls(np.asarray(lo, np.float64), np.asarray(hi, np.float64), np.zeros((len(lo), int(bins)), np.int64))
 
+    def _grid32(self) -> tuple[np.ndarray, np.ndarray]:
+        lo = self.lo.astype(np.float32)
+        width = self.hi - self.lo
+        scale = np.divide(self.bins, width, out=np.zeros_like(width), where=width > 0).astype(np.float32)
+        return lo, scale
+
     def bin_index(self, x: np.ndarray) -> np.ndarray:
         """Bin of every value of ``x`` (n, d) -> int32 (n, d), clipped to the grid.
 
         One float32 formula, monotone in the value, for every row: so "bin ≥ b" is a threshold rule
         ``x ≥ t_b`` (what the accuracy bound needs), whatever the batch.
         """
-        lo = self.lo.astype(np.float32)
-        width = self.hi - self.lo
-        scale = np.divide(self.bins, width, out=np.zeros_like(width), where=width > 0).astype(np.float32)
+        return self._index(x, np.int32)
+
+    def _index(self, x: np.ndarray, dtype) -> np.ndarray:
+        lo, scale = self._grid32()
         idx = np.asarray(x, dtype=np.float32) - lo  # (n, d)
         idx *= scale
         np.clip(idx, 0, self.bins - 1, out=idx)
-        return idx.astype(np.int32)  # truncation = floor on [0, bins - 1]
+        return idx.astype(dtype)  # truncation = floor on [0, bins - 1]
 
     def add(self, x: np.ndarray) -> FeatureHistograms:
-        """Count the rows of ``x`` (n, d) in place; returns self."""
+        """Count the rows of ``x`` (n, d) in place; returns self.
+
+        The bins are :meth:`bin_index`'s; each feature's counts are then one small ``bincount`` over the
+        transposed indices (a cache-resident 2,048-bin count per feature, not one count over d × bins).
+        """
         if len(x) == 0:
             return self
-        d, bins = self.counts.shape
-        flat = self.bin_index(x)
-        if d * bins >= 2**31:
-            flat = flat.astype(np.int64)
-        flat += (np.arange(d, dtype=flat.dtype) * bins)[None, :]
-        self.counts += np.bincount(flat.ravel(), minlength=d * bins).reshape(d, bins)
+        small = np.int16 if self.bins <= np.iinfo(np.int16).max + 1 else np.int32  # halves the transpose
+        idx = np.ascontiguousarray(self._index(x, small).T)  # (d, n)
+        for k in range(len(idx)):
+            self.counts[k] += np.bincount(idx[k], minlength=self.bins)
         return self
 
     @classmethod

@@ -174,29 +174,41 @@ class ModalityMoments:
 
     @classmethod
     def from_batch(cls, x: np.ndarray, *, unit_covariance: bool = True) -> ModalityMoments:
-        """Statistics of one batch of raw rows, shape (n, d), any float dtype (summed in float64)."""
-        x = np.asarray(x, dtype=np.float64)
+        """Statistics of one batch of raw rows, shape (n, d), any float dtype (summed in float64).
+
+        One float64 copy of the batch and one centred copy; the unit rows are materialised only for
+        ``unit_covariance`` (their mean is ``Σ x_k / ||x_k||``, one matrix-vector product).
+        """
+        x = np.array(x, dtype=np.float64)  # always a copy: centred in place below
         n, d = x.shape
         if n == 0:
             return cls.empty(d, unit_covariance=unit_covariance)
-        u, norms = _unit(x)
-        mean, unit_mean = x.mean(axis=0), u.mean(axis=0)
-        xc = x - mean
+        sq = np.einsum("ij,ij->i", x, x)
+        norms = np.sqrt(sq)
+        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)  # a zero row's unit row is 0
         if unit_covariance:
-            uc = u - unit_mean
-            unit_scatter = uc.T @ uc
+            u = x * inv[:, None]
+            unit_mean = u.mean(axis=0)
+            u -= unit_mean
+            unit_scatter = u.T @ u
+            del u
         else:
+            unit_mean = (inv @ x) / n
             unit_scatter = None
+        mean = x.mean(axis=0)
+        minimum, maximum = x.min(axis=0), x.max(axis=0)
+        x -= mean
+        scatter = x.T @ x
         return cls(
             n=n,
             mean=mean,
-            scatter=xc.T @ xc,
+            scatter=scatter,
             unit_mean=unit_mean,
             unit_scatter=unit_scatter,
-            unit_sq=float(np.einsum("ij,ij->", u, u)),
+            unit_sq=float(sq @ (inv * inv)),
             norm=Moments1D.from_values(norms),
-            minimum=x.min(axis=0),
-            maximum=x.max(axis=0),
+            minimum=minimum,
+            maximum=maximum,
             norm_min=float(norms.min()),
             norm_max=float(norms.max()),
         )
@@ -270,16 +282,19 @@ def conformity_terms(x: np.ndarray, first: ModalityMoments) -> tuple[np.ndarray,
         ``cos(u_j, ū)``, ū the mean of the unit rows.
     """
     x = np.asarray(x, dtype=np.float64)
-    u, norms = _unit(x)
-    s = first.unit_sum
-    values = (u @ s - np.einsum("ij,ij->i", u, u)) / (first.n - 1)
+    sq = np.einsum("ij,ij->i", x, x)
+    norms = np.sqrt(sq)
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    # u_j · v = (x_j · v) / ||x_j||: one (n, 3) product instead of the unit rows
+    dots = x @ np.stack([first.unit_sum, first.mean, first.unit_mean], axis=1)
+    unit_sq = sq * inv * inv  # ||u_j||² (1, or 0 for a zero row)
+    values = (dots[:, 0] * inv - unit_sq) / (first.n - 1)
 
-    def cos_to(rows: np.ndarray, row_norms: np.ndarray, v: np.ndarray) -> np.ndarray:
+    def cos_to(dot: np.ndarray, row_norms: np.ndarray, v: np.ndarray) -> np.ndarray:
         denom = row_norms * np.linalg.norm(v)
-        return np.divide(rows @ v, denom, out=np.zeros(len(rows)), where=denom > 0)
+        return np.divide(dot, denom, out=np.zeros(len(dot)), where=denom > 0)
 
-    unit_norms = np.sqrt(np.einsum("ij,ij->i", u, u))
-    return values, cos_to(x, norms, first.mean), cos_to(u, unit_norms, first.unit_mean)
+    return values, cos_to(dots[:, 1], norms, first.mean), cos_to(dots[:, 2] * inv, np.sqrt(unit_sq), first.unit_mean)
 
 
 @dataclass
@@ -314,9 +329,10 @@ class CentredMoments:
         x = np.asarray(x, dtype=np.float64)
         if len(x) == 0:
             return cls.empty(), np.empty(0)
+        values, est_raw, est_unit = conformity_terms(x, first)
         xc = x - first.mean
         centred = np.sqrt(np.einsum("ij,ij->i", xc, xc))
-        values, est_raw, est_unit = conformity_terms(x, first)
+        del xc
         return cls(Moments1D.from_values(centred), Comoments.from_values(est_raw, values),
                    Comoments.from_values(est_unit, values)), values
 
@@ -354,11 +370,14 @@ class PairSums:
         """Sums of one batch of matched rows, ``img`` and ``txt`` of shape (n, d)."""
         if len(img) == 0:
             return cls()
-        u, _ = _unit(np.asarray(img, dtype=np.float64))
-        v, _ = _unit(np.asarray(txt, dtype=np.float64))
-        diff = u - v
-        sq = np.einsum("ij,ij->i", diff, diff)
-        return cls(len(u), float(np.einsum("ij,ij->", u, v)), float(np.sqrt(sq).sum()), float(sq.sum()))
+        u, v = np.array(img, dtype=np.float64), np.array(txt, dtype=np.float64)  # own copies, scaled in place
+        for w in (u, v):
+            norms = np.sqrt(np.einsum("ij,ij->i", w, w))
+            w *= np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)[:, None]  # zero row -> zero
+        cosine = float(np.einsum("ij,ij->", u, v))
+        u -= v
+        sq = np.einsum("ij,ij->i", u, u)
+        return cls(len(u), cosine, float(np.sqrt(sq).sum()), float(sq.sum()))
 
     def merge(self, other: PairSums) -> PairSums:
         return PairSums(self.n + other.n, self.cosine + other.cosine, self.distance + other.distance,

@@ -280,6 +280,10 @@ def build_report(stats: StoreStatistics, config=None, **options: Any):
 
     cfg = AnalyzeConfig.from_options(config, **options)
     sample, sample_rows = sample_set(stats)
+    # the sample set holds float32 copies: the store-dtype rows of the sample are not needed any more
+    for part in (stats.second.pair_sample, *stats.second.samples.values()):
+        for key in ("image", "text", "x"):
+            part.arrays.pop(key, None)
     start = time.perf_counter()
     # conformity on the sample through the O(N d) identity: it is replaced by the exact streamed one anyway
     base = analyze(sample, dataclasses.replace(cfg, conformity="mean"))

@@ -230,53 +230,81 @@ class PassTwoConfig:
     pair_cutoff: Any  # uint64 or None (keep all); unused without pairs
 
 
+def _strings(column, index: np.ndarray) -> np.ndarray:
+    """The values at ``index`` of a pyarrow string column, as an object array of str / None."""
+    if not len(index):
+        return np.empty(0, dtype=object)
+    return column.take(np.asarray(index, dtype=np.int64)).to_numpy(zero_copy_only=False)
+
+
+def _concat(columns: list):
+    import pyarrow as pa
+
+    return pa.concat_arrays(columns) if columns else pa.array([], pa.string())
+
+
+def _extreme_candidates(k: int, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions of a batch's k highest and k lowest values (the orders of :class:`Extremes`)."""
+    top = np.lexsort((rows, -values))[:k]
+    bottom = np.lexsort((-rows, values))[:k]
+    return np.unique(np.r_[top, bottom])
+
+
 def _modality_pass(store: StoreShards, shard: ShardInfo, first: ModalityMoments, cfg: PassTwoConfig, out: SecondPass,
                    keep_rows: bool):
-    """Second pass over one shard; returns (embeddings, ids, image_ids) of the whole shard when ``keep_rows``."""
+    """Second pass over one shard; returns (embeddings, ids, image_ids, labels) of the whole shard when
+    ``keep_rows`` (the string columns as pyarrow arrays: only the rows a caller takes become Python strings)."""
     m = shard.modality
     label_col = "path" if m == "image" else "caption"
     cols = (EMBEDDING, "id", label_col) + (("image_id",) if m == "text" else ())
     kept, kept_ids, kept_links, kept_labels = [], [], [], []
     hist = out.histograms.setdefault(m, FeatureHistograms.empty(cfg.lo, cfg.hi, cfg.bins))
-    for batch in store.read(shard, cols, batch_rows=cfg.batch_rows):
+    for batch in store.read(shard, cols, batch_rows=cfg.batch_rows, arrow_columns=True):
         x = batch.embedding
+        x64 = np.asarray(x, dtype=np.float64)  # one conversion for the moments and the histograms
         rows = np.arange(batch.offset, batch.offset + len(x), dtype=np.int64)
-        part, values = CentredMoments.from_batch_with_values(x, first)
+        part, values = CentredMoments.from_batch_with_values(x64, first)
         out.centred[m] = out.centred[m].merge(part) if m in out.centred else part
-        hist.add(x)
-        ext = Extremes.from_batch(cfg.n_extremes, values, rows, batch.columns["id"], batch.columns[label_col])
+        hist.add(x64)  # float32 of the float64 values = float32 of the stored ones (float16/32 widen exactly)
+        del x64
+        ids, labels = batch.columns["id"], batch.columns[label_col]
+        c = _extreme_candidates(cfg.n_extremes, values, rows)
+        ext = Extremes.from_batch(cfg.n_extremes, values[c], rows[c], _strings(ids, c), _strings(labels, c))
         out.extremes[m] = out.extremes[m].merge(ext) if m in out.extremes else ext
         if m in cfg.modality_cutoff:
             keys = row_keys(rows, cfg.seed, m)
-            sel = keep(keys, cfg.modality_cutoff[m])
-            if sel.any():
-                piece = RowSample(keys[sel], {"x": np.array(x[sel]), "row": rows[sel], "id": batch.columns["id"][sel],
-                                              "label": batch.columns[label_col][sel]})
+            sel = np.flatnonzero(keep(keys, cfg.modality_cutoff[m]))
+            if len(sel):
+                piece = RowSample(keys[sel], {"x": np.array(x[sel]), "row": rows[sel], "id": _strings(ids, sel),
+                                              "label": _strings(labels, sel)})
                 out.samples[m] = out.samples[m].merge(piece) if m in out.samples else piece
         if keep_rows:
             kept.append(np.array(x))
-            kept_ids.append(batch.columns["id"])
-            kept_labels.append(batch.columns[label_col])
+            kept_ids.append(ids)
+            kept_labels.append(labels)
             if m == "text":
                 kept_links.append(batch.columns["image_id"])
     if not keep_rows:
         return None
     emb = np.concatenate(kept) if kept else np.empty((0, store.meta.dim), np.float32)
-    ids = np.concatenate(kept_ids) if kept_ids else np.empty(0, object)
-    links = np.concatenate(kept_links) if kept_links else None
-    labels = np.concatenate(kept_labels) if kept_labels else np.empty(0, object)
-    return emb, ids, links, labels
+    links = _concat(kept_links) if m == "text" else None
+    return emb, _concat(kept_ids), links, _concat(kept_labels)
 
 
-def _read_whole(store: StoreShards, shard: ShardInfo, batch_rows: int) -> tuple[np.ndarray, ...]:
+def _read_whole(store: StoreShards, shard: ShardInfo, batch_rows: int) -> tuple[Any, ...]:
     embs, ids, paths = [], [], []
-    for batch in store.read(shard, (EMBEDDING, "id", "path"), batch_rows=batch_rows):
+    for batch in store.read(shard, (EMBEDDING, "id", "path"), batch_rows=batch_rows, arrow_columns=True):
         embs.append(np.array(batch.embedding))
         ids.append(batch.columns["id"])
         paths.append(batch.columns["path"])
-    return (np.concatenate(embs) if embs else np.empty((0, store.meta.dim), np.float32),
-            np.concatenate(ids) if ids else np.empty(0, object), None,
-            np.concatenate(paths) if paths else np.empty(0, object))
+    return (np.concatenate(embs) if embs else np.empty((0, store.meta.dim), np.float32), _concat(ids), None,
+            _concat(paths))
+
+
+def _same_strings(a, b) -> bool:
+    import pyarrow as pa
+
+    return a.cast(pa.string()).equals(b.cast(pa.string()))
 
 
 def second_pass(
@@ -310,7 +338,7 @@ def second_pass(
             if len(img) and (i_rows.max() >= len(img)):
                 raise StoreError(f"store {store.url} changed during the analysis: image shard {int(i)} is shorter "
                                  "than when the ids were read; write the store again")
-            if not np.array_equal(np.asarray(img_ids[i_rows]).astype(str), np.asarray(links[t_rows]).astype(str)):
+            if not _same_strings(img_ids.take(i_rows), links.take(t_rows)):
                 raise StoreError(f"store {store.url} changed during the analysis (image ids moved in image shard {int(i)}); "
                                  "re-run on a store that is not being written")
             for start in range(0, len(sel), cfg.batch_rows):
@@ -321,8 +349,8 @@ def second_pass(
             if take.any():
                 piece = RowSample(keys[take], {
                     "image": img[i_rows[take]], "text": txt[t_rows[take]],
-                    "image_id": img_ids[i_rows[take]], "path": paths[i_rows[take]],
-                    "text_id": txt_ids[t_rows[take]], "caption": captions[t_rows[take]],
+                    "image_id": _strings(img_ids, i_rows[take]), "path": _strings(paths, i_rows[take]),
+                    "text_id": _strings(txt_ids, t_rows[take]), "caption": _strings(captions, t_rows[take]),
                     "image_row": image_by_index[int(i)].offset + i_rows[take],
                     "text_row": unit.text.offset + t_rows[take],
                 })
