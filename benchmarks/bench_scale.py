@@ -101,6 +101,52 @@ def write_npy(path: Path, n: int, dim: int, seed: int, *, chunk: int = 65536) ->
             (mean + rng.standard_normal((k, dim), dtype=np.float32)).astype(np.float16).tofile(handle)
 
 
+def pyarrow_write_rate(npy: Path, out: Path, threads: int, shard_rows: int = 65536, limit_rows: int = 1_000_000) -> dict:
+    """MB/s of pyarrow alone writing rows of ``npy`` as the store's Parquet shards (same options, ``threads``
+    shards at a time, no checks, no fsync): the encoding floor of an import on this machine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(REPO))
+    from clipgeo.store._writer import ROW_GROUP_ROWS, embedding_array
+
+    x = np.load(npy, mmap_mode="r")
+    n = min(len(x), limit_rows)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def write(k: int) -> int:
+        block = np.array(x[k:k + shard_rows])
+        table = pa.table({"embedding": embedding_array(block, str(block.dtype))})
+        pq.write_table(table, out / f"{k}.parquet", use_dictionary=False, compression="none", write_statistics=False,
+                       row_group_size=ROW_GROUP_ROWS)
+        return block.nbytes
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        nbytes = sum(pool.map(write, range(0, n, shard_rows)))
+    seconds = time.perf_counter() - start
+    shutil.rmtree(out)
+    return {"rows": n, "threads": threads, "seconds": round(seconds, 2), "mb_per_s": round(nbytes / 1e6 / seconds, 1)}
+
+
+def scatter_rate(dim: int, workers: int, batch_rows: int = 8192, repeats: int = 8) -> dict:
+    """Rows per second of the float64 d × d scatter alone (``xc.T @ xc`` of a batch, one BLAS thread per worker,
+    ``workers`` processes' worth): the compute floor of the first pass's exact covariance on this machine."""
+    from threadpoolctl import threadpool_limits
+
+    xc = np.random.default_rng(0).standard_normal((batch_rows, dim))
+    with threadpool_limits(1):
+        xc.T @ xc
+        start = time.perf_counter()
+        for _ in range(repeats):
+            xc.T @ xc
+        seconds = (time.perf_counter() - start) / repeats
+    return {"batch_rows": batch_rows, "seconds_per_batch_one_core": round(seconds, 4),
+            "rows_per_second_one_core": round(batch_rows / seconds), "rows_per_second_workers": round(workers * batch_rows / seconds)}
+
+
 def pyarrow_rate(store: Path, batch_rows: int = 8192) -> dict:
     """Rows per second of pyarrow alone reading every shard's embedding column into numpy (one process)."""
     import pyarrow.parquet as pq
@@ -123,7 +169,7 @@ def machine() -> dict:
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
             "load_average_1_5_15": [round(x, 2) for x in load],
-            "note": "shared machine: other sessions were loading the CPUs during the run"}
+            "note": "load average recorded at the start and the end of the run"}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -136,6 +182,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sample-sizes", default="100000", help="comma list: one streaming analysis per sample size")
     ap.add_argument("--equality", type=int, default=0, help="also compare streaming vs in-memory on N pairs")
     ap.add_argument("--skip", default="", help="comma list of phases to skip: import,analyze")
+    ap.add_argument("--store", type=Path, default=None,
+                    help="analyse this existing store (written by `clipgeo simulate double-ellipsoid`) instead of "
+                         "simulating one; it is kept")
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     ap.add_argument("--keep", action="store_true", help="keep the big files")
     args = ap.parse_args(argv)
@@ -161,6 +210,12 @@ def main(argv: list[str] | None = None) -> dict:
             cp_dir.mkdir()
             cp = run(["cp", str(src / "image.npy"), str(src / "text.npy"), str(cp_dir)])
             shutil.rmtree(cp_dir)
+            cp_dir.mkdir()
+            subprocess.run(["sync"], check=True)
+            # a durable copy, as `clipgeo import` fsyncs every shard before listing it
+            cp_sync = run(["sh", "-c", f"cp {src / 'image.npy'} {src / 'text.npy'} {cp_dir} && sync"])
+            shutil.rmtree(cp_dir)
+            encode = pyarrow_write_rate(src / "image.npy", work / "encode", threads=os.cpu_count() or 1)
             shutil.rmtree(work / "imported", ignore_errors=True)
             imp = run([*py, "import", "--image", str(src / "image.npy"), "--text", str(src / "text.npy"),
                        "--out", str(work / "imported"), "--model-name", "bench"], env=env)
@@ -169,6 +224,10 @@ def main(argv: list[str] | None = None) -> dict:
                 "cp_seconds": cp["seconds"], "cp_mb_per_s": round(size / 1e6 / cp["seconds"], 1),
                 "import_seconds": imp["seconds"], "import_mb_per_s": round(size / 1e6 / imp["seconds"], 1),
                 "rate_vs_cp": round(cp["seconds"] / imp["seconds"], 3),
+                "cp_sync_seconds": cp_sync["seconds"], "cp_sync_mb_per_s": round(size / 1e6 / cp_sync["seconds"], 1),
+                "rate_vs_cp_sync": round(cp_sync["seconds"] / imp["seconds"], 3),
+                "pyarrow_write_alone": encode,
+                "rate_vs_pyarrow_write": round(size / 1e6 / imp["seconds"] / encode["mb_per_s"], 3),
                 "peak_rss_mb": imp["peak_rss_process_mb"], "peak_rss_tree_mb": imp["peak_rss_tree_mb"],
                 "output": imp["stdout"],
             }
@@ -178,15 +237,23 @@ def main(argv: list[str] | None = None) -> dict:
                 shutil.rmtree(work / "imported")
 
         if "analyze" not in skip:
-            n = args.analyze_pairs
-            store = work / "synthetic"
-            shutil.rmtree(store, ignore_errors=True)
-            sim = run([*py, "simulate", "double-ellipsoid", "--out", str(store), "--n", str(n), "--dim", str(args.dim),
-                       "--store-dtype", "float16"], env=env)
-            size = sum(p.stat().st_size for p in store.glob("*/part-*.parquet"))
-            result["simulate"] = {"pairs": n, "store_gb": round(size / 1e9, 3), "seconds": sim["seconds"],
-                                  "peak_rss_mb": sim["peak_rss_process_mb"]}
+            if args.store is not None:
+                store = args.store
+                manifest = json.loads((store / "manifest.json").read_text())
+                n = int(manifest["summary"]["n_pairs"])
+                size = sum(p.stat().st_size for p in store.glob("*/part-*.parquet"))
+                result["simulate"] = {"pairs": n, "store_gb": round(size / 1e9, 3), "reused": str(store)}
+            else:
+                n = args.analyze_pairs
+                store = work / "synthetic"
+                shutil.rmtree(store, ignore_errors=True)
+                sim = run([*py, "simulate", "double-ellipsoid", "--out", str(store), "--n", str(n), "--dim",
+                           str(args.dim), "--store-dtype", "float16"], env=env)
+                size = sum(p.stat().st_size for p in store.glob("*/part-*.parquet"))
+                result["simulate"] = {"pairs": n, "store_gb": round(size / 1e9, 3), "seconds": sim["seconds"],
+                                      "peak_rss_mb": sim["peak_rss_process_mb"]}
             print(json.dumps({"simulate": result["simulate"]}, indent=1), flush=True)
+            result["scatter_floor"] = scatter_rate(args.dim, args.workers, 8192)
             result["analyze"] = []
             for sample in [int(v) for v in args.sample_sizes.split(",")]:
                 arrow = pyarrow_rate(store)
@@ -208,13 +275,20 @@ def main(argv: list[str] | None = None) -> dict:
                     # two passes over every row, in the time outside the sample analyses (CLI start included)
                     "stream_rows_per_second_per_pass": round(2 * rows / stream_seconds),
                     "throughput_vs_pyarrow": round(2 * rows / stream_seconds / pyarrow_rps, 3),
+                    # each pass on its own (the engine's timings: pass 1 includes the image_id join beside it)
+                    "pass1_rows_per_second": round(rows / timings["stream_pass1_and_join"]),
+                    "pass2_rows_per_second": round(rows / timings["stream_pass2"]),
+                    "pass1_vs_pyarrow": round(rows / timings["stream_pass1_and_join"] / pyarrow_rps, 3),
+                    "pass2_vs_pyarrow": round(rows / timings["stream_pass2"] / pyarrow_rps, 3),
+                    "pass1_vs_scatter_floor": round(rows / timings["stream_pass1_and_join"]
+                                                    / result["scatter_floor"]["rows_per_second_workers"], 3),
                     "histogram": report["streaming"]["histogram"],
                     "l2_centroid_distance": report["modality_gap"]["l2_centroid_distance"],
                     "timings": timings,
                 }
                 result["analyze"].append(entry)
                 print(json.dumps({"analyze": entry}, indent=1), flush=True)
-            if not args.keep:
+            if not args.keep and args.store is None:
                 shutil.rmtree(store)
 
         if args.equality:

@@ -289,3 +289,32 @@ def test_library_messages_name_parameters_not_flags(tmp_path, rng):
     with pytest.raises(StoreError, match="pass overwrite=True") as info:
         import_embeddings(tmp_path / "s", image=rng.normal(size=(3, 4)))
     assert "--" not in str(info.value)
+
+
+def test_summarize_store_streams_the_same_summary_as_the_set_in_memory(tmp_path, rng):
+    """``clipgeo info`` reads batch by batch: same counts, norm moments, skip reasons as summarize(read_store)."""
+    from clipgeo.store import summarize, summarize_store
+
+    meta = StoreMeta(model="m", dim=4, store_dtype="float32")
+    writer = StoreWriter(tmp_path / "s", meta)
+    img = rng.normal(size=(7, 4)) * 3 + 1
+    writer.write_shard("image", 0, img[:5], ids=[str(i) for i in range(5)], columns={"path": [""] * 5},
+                       skipped=[{"id": "x", "reason": "unreadable image"}])
+    writer.write_shard("image", 1, img[5:], ids=["5", "6"], columns={"path": [""] * 2})
+    txt = rng.normal(size=(4, 4))
+    txt /= np.linalg.norm(txt, axis=1, keepdims=True)  # unit rows: a warning
+    writer.write_shard("text", 0, txt, ids=list("abcd"),
+                       columns={"image_id": ["0", None, "6", "2"], "caption": ["w"] * 4})
+    writer.finalize()
+    streamed = summarize_store(tmp_path / "s", batch_rows=3)  # batches smaller than a shard
+    whole = summarize(read_store(tmp_path / "s"))
+    assert streamed["n_pairs"] == whole["n_pairs"] == 3
+    assert streamed["skipped"] == whole["skipped"] == {"unreadable image": 1}
+    assert streamed["warnings"] == whole["warnings"] and len(whole["warnings"]) == 1
+    for m in ("image", "text"):
+        for key in ("mean", "std", "min", "max"):
+            assert streamed["norms"][m][key] == pytest.approx(whole["norms"][m][key], rel=1e-6)
+        assert streamed["norms"][m]["unit_norm"] == whole["norms"][m]["unit_norm"]
+    norms = np.linalg.norm(img.astype(np.float32).astype(np.float64), axis=1)
+    assert streamed["norms"]["image"]["std"] == pytest.approx(norms.std(ddof=1), rel=1e-9)
+    assert {k: v for k, v in streamed.items() if k != "norms"} == {k: v for k, v in whole.items() if k != "norms"}

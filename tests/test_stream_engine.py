@@ -116,6 +116,38 @@ def test_streaming_with_a_sample_keeps_every_moment_exact(tmp_path, rng, client)
             assert [g["conformity"] for g in got] == pytest.approx([w["conformity"] for w in want], rel=1e-12)
 
 
+def test_streamed_extremes_list_a_duplicated_caption_once_as_in_memory(tmp_path, rng, client):
+    """The most (and least) conformal captions are often repeated verbatim: listed once, in both paths."""
+    dim, n = 6, 240
+    img = rng.normal(size=(n, dim)).astype(np.float32) + 1.0
+    txt = rng.normal(size=(n, dim)).astype(np.float32) + 2.0  # a cone around the all-ones direction
+    captions = [f"caption {j}" for j in range(n)]
+    common = txt.mean(axis=0)  # the most conformal row, repeated 12 times with one caption, across batches
+    far = -4.0 * np.ones(dim, np.float32)  # the least conformal row, repeated 9 times
+    for j in range(0, 120, 10):
+        txt[j], captions[j] = common, "a photo of a thing"
+    for j in range(5, 230, 25):
+        txt[j], captions[j] = far, "an odd caption"
+    txt[7], captions[7] = far, ""  # no caption: never a duplicate
+    write_store(tmp_path / "s", StoreMeta(model="synthetic", dim=dim), image=img, text=txt,
+                image_ids=[f"img{i}" for i in range(n)], captions=captions,
+                text_image_ids=[f"img{i}" for i in range(n)], shard_rows=50)
+    mem = json.loads(json.dumps(analyze(read_store(tmp_path / "s"), conformity="mean", linear_cv=False,
+                                        bootstrap=0).to_dict()))
+    analyze_store(tmp_path / "s", tmp_path / "out", client=client, linear_cv=False, bootstrap=0,
+                  stream=StreamConfig(sample_size=60, batch_rows=16))
+    strm = json.loads((tmp_path / "out" / "report.json").read_text())
+    for which in ("top", "bottom"):
+        got, want = strm["conformity_extremes"]["text"][which], mem["conformity_extremes"]["text"][which]
+        assert [g["row"] for g in got] == [w["row"] for w in want]
+        assert [g.get("caption") for g in got] == [w.get("caption") for w in want]
+    top = [g.get("caption") for g in strm["conformity_extremes"]["text"]["top"]]
+    bottom = [g.get("caption") for g in strm["conformity_extremes"]["text"]["bottom"]]
+    assert top[0] == "a photo of a thing" and top.count("a photo of a thing") == 1
+    assert bottom.count("an odd caption") == 1 and any(g.get("caption") is None
+                                                       for g in strm["conformity_extremes"]["text"]["bottom"])
+
+
 def test_streaming_is_independent_of_the_task_split(tmp_path, rng, client):
     store = _store(tmp_path / "s", rng, n_img=200, captions=2)
     a = analyze_store(store, client=client, linear_cv=False, stream=StreamConfig(sample_size=120, tasks_per_worker=1))

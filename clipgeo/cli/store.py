@@ -77,10 +77,10 @@ def info_cmd(
     ),
 ) -> None:
     """Counts, dimension, model, provenance and norm statistics of a store."""
-    from ..store import summarize
+    from ..store import summarize_store
 
     with flag_errors(info_cmd):
-        summary = summarize(read_store(store, allow_incomplete=allow_incomplete))
+        summary = summarize_store(store, allow_incomplete=allow_incomplete)  # batch by batch: any size
     if as_json:
         echo_json(summary)
     else:

@@ -2,7 +2,8 @@
 
 :func:`status` and :func:`summary` describe a store directory from its manifest
 (the rest of clipgeo asks them instead of reading ``manifest.json``);
-:func:`summarize` describes the rows of an :class:`EmbeddingSet` already read.
+:func:`summarize` describes the rows of an :class:`EmbeddingSet` already read; :func:`summarize_store` a
+store on disk, batch by batch.
 :func:`iter_store` streams the shards as numpy batches (local paths and fsspec URLs),
 without reading the store whole.
 """
@@ -14,7 +15,7 @@ from ._iter import ShardInfo, StoreBatch, StoreShards, iter_store, open_store
 from ._meta import StoreMeta
 from ._reader import read_manifest, read_store
 from ._status import StoreStatus, StoreSummary, status, summary
-from ._summary import summarize
+from ._summary import summarize, summarize_store
 from ._writer import StoreWriter, write_store
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "read_store",
     "status",
     "summarize",
+    "summarize_store",
     "summary",
     "write_store",
 ]

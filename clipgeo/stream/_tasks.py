@@ -133,7 +133,9 @@ def pair_summary(pairs: np.ndarray, text_offset: int, seed: int, size: int) -> d
 class Extremes:
     """The k highest and k lowest conformity rows seen so far, with their id and caption / path.
 
-    Order as the in-memory report: highest first (ties: lower row first), lowest first (ties: higher row first).
+    Order as the in-memory report: highest first (ties: lower row first), lowest first (ties: higher row first);
+    and, as there, an exact duplicate (a caption or path already listed higher in the same order) is skipped
+    -- rows without a label are never duplicates.
     """
 
     k: int
@@ -142,10 +144,12 @@ class Extremes:
     ids: np.ndarray = field(default_factory=lambda: np.empty(0, object))
     labels: np.ndarray = field(default_factory=lambda: np.empty(0, object))
 
+    def _orders(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.lexsort((self.rows, -self.values)), np.lexsort((-self.rows, self.values))
+
     def _select(self) -> Extremes:
-        top = np.lexsort((self.rows, -self.values))[: self.k]
-        bottom = np.lexsort((-self.rows, self.values))[: self.k]
-        keep_ = np.unique(np.r_[top, bottom])
+        top, bottom = (_first_distinct(o, self.labels, self.rows, self.k) for o in self._orders())
+        keep_ = np.unique(np.r_[top, bottom]).astype(np.int64)
         return Extremes(self.k, self.values[keep_], self.rows[keep_], self.ids[keep_], self.labels[keep_])
 
     @classmethod
@@ -158,10 +162,25 @@ class Extremes:
                         np.r_[self.ids, other.ids], np.r_[self.labels, other.labels])._select()
 
     def top(self) -> list[int]:
-        return list(np.lexsort((self.rows, -self.values))[: self.k])
+        return [int(i) for i in _first_distinct(self._orders()[0], self.labels, self.rows, self.k)]
 
     def bottom(self) -> list[int]:
-        return list(np.lexsort((-self.rows, self.values))[: self.k])
+        return [int(i) for i in _first_distinct(self._orders()[1], self.labels, self.rows, self.k)]
+
+
+def _first_distinct(order: np.ndarray, labels: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` positions of ``order`` whose label was not seen before (no label: always new)."""
+    seen, out = set(), []
+    for i in order:
+        label = labels[i]
+        key = ("row", int(rows[i])) if label is None or str(label) == "" else str(label)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(int(i))
+        if len(out) == k:
+            break
+    return np.asarray(out, dtype=np.int64)
 
 
 @dataclass
@@ -243,11 +262,23 @@ def _concat(columns: list):
     return pa.concat_arrays(columns) if columns else pa.array([], pa.string())
 
 
-def _extreme_candidates(k: int, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Positions of a batch's k highest and k lowest values (the orders of :class:`Extremes`)."""
-    top = np.lexsort((rows, -values))[:k]
-    bottom = np.lexsort((-rows, values))[:k]
-    return np.unique(np.r_[top, bottom])
+def _extreme_candidates(k: int, values: np.ndarray, rows: np.ndarray, labels) -> np.ndarray:
+    """Positions of a batch's k highest and k lowest rows of distinct label (the orders of :class:`Extremes`).
+
+    Labels (a pyarrow column) are fetched only for the head of each order, 4k rows at first and twice
+    as many until k distinct ones are found.
+    """
+    picked = []
+    for order in (np.lexsort((rows, -values)), np.lexsort((-rows, values))):
+        size = 4 * k
+        while True:
+            head = order[:size]
+            chosen = _first_distinct(np.arange(len(head)), _strings(labels, head), rows[head], k)
+            if len(chosen) == k or size >= len(order):
+                picked.append(head[chosen])
+                break
+            size *= 2
+    return np.unique(np.concatenate(picked)) if picked else np.empty(0, np.int64)
 
 
 def _modality_pass(store: StoreShards, shard: ShardInfo, first: ModalityMoments, cfg: PassTwoConfig, out: SecondPass,
@@ -268,7 +299,7 @@ def _modality_pass(store: StoreShards, shard: ShardInfo, first: ModalityMoments,
         hist.add(x64)  # float32 of the float64 values = float32 of the stored ones (float16/32 widen exactly)
         del x64
         ids, labels = batch.columns["id"], batch.columns[label_col]
-        c = _extreme_candidates(cfg.n_extremes, values, rows)
+        c = _extreme_candidates(cfg.n_extremes, values, rows, labels)
         ext = Extremes.from_batch(cfg.n_extremes, values[c], rows[c], _strings(ids, c), _strings(labels, c))
         out.extremes[m] = out.extremes[m].merge(ext) if m in out.extremes else ext
         if m in cfg.modality_cutoff:
