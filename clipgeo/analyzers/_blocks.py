@@ -65,8 +65,9 @@ def float_pair(
     return a, b
 
 
-def row_blocks(n: int, size: int = BLOCK_ROWS) -> Iterator[slice]:
-    """Consecutive slices of at most ``size`` rows covering ``range(n)``."""
+def row_blocks(n: int, size: int | None = None) -> Iterator[slice]:
+    """Consecutive slices of at most ``size`` (default :data:`BLOCK_ROWS`) rows covering ``range(n)``."""
+    size = size or BLOCK_ROWS
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))
 
@@ -155,9 +156,7 @@ def column_var(
     return column_sums(x, squares, rows=rows) / max(n - ddof, 0)
 
 
-def row_values(
-    x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], *, rows: np.ndarray | None = None
-) -> np.ndarray:
+def row_values(x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], *, rows: np.ndarray | None = None) -> np.ndarray:
     """``fn`` of every float64 block of ``x[rows]``, each giving one value per row, joined: shape (len(rows),)."""
     n = len(x) if rows is None else len(rows)
     out = np.empty(n)
