@@ -273,9 +273,21 @@ def collect_statistics(
     parts = [submit(tasks.second_pass, store, units, first_future, pair_futures[g] or {}, cfg, pure=False)
              for g, units in enumerate(unit_groups)]
     parts += [submit(tasks.second_pass, store, units, first_future, {}, cfg, pure=False) for units in rest_groups]
-    second = _gather(client, _tree(client, parts))
-    second.pair_sample = second.pair_sample.sorted("text_row")
-    second.samples = {m: s.sorted("row") for m, s in second.samples.items()}
-    info = {"workers": n_workers, "tasks_pass2": len(parts),
+    # the sampled rows are not merged on the workers (each merge level would copy the whole sample): each
+    # task's piece comes to this process on its own, and the statistics merge in a tree without them
+    pieces = [submit(tasks.SecondPass.samples_only, p, pure=False) for p in parts]
+    lean = [submit(tasks.SecondPass.without_samples, p, pure=False) for p in parts]
+    del parts  # released once both halves are computed
+    second = _gather(client, _tree(client, lean))
+    pair_pieces, row_pieces = [], {}
+    for future in pieces:
+        pair_piece, row_piece = _gather(client, future)
+        future.release()
+        pair_pieces.append(pair_piece)
+        for m, piece in row_piece.items():
+            row_pieces.setdefault(m, []).append(piece)
+    second.pair_sample = tasks.RowSample.concat(pair_pieces).sorted("text_row")
+    second.samples = {m: tasks.RowSample.concat(p).sorted("row") for m, p in row_pieces.items()}
+    info = {"workers": n_workers, "tasks_pass2": len(pieces),
             "seconds": {"stream_pass1_and_join": first_done - started, "stream_pass2": time.perf_counter() - first_done}}
     return StoreStatistics(store, config, first, second, n_pairs, kind, n_workers, info)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import analyzers as az
+from ..analyzers._blocks import row_blocks, row_norms
 from ..store import EmbeddingSet
 from ._engine import StoreStatistics
 from ._histogram import histogram_separability
@@ -108,7 +109,6 @@ def sample_set(stats: StoreStatistics) -> tuple[EmbeddingSet, dict[str, np.ndarr
 def _thin_shell(first: ModalityMoments, centred, x: np.ndarray) -> az.ThinShellResult:
     variance = first.variance
     mean_c, std_c = centred.centered_norm.mean, centred.centered_norm.std
-    x64 = np.asarray(x, np.float64)
     return az.ThinShellResult(
         n=first.n, dim=first.dim,
         mean_norm=first.norm.mean, std_norm=first.norm.std,
@@ -117,7 +117,7 @@ def _thin_shell(first: ModalityMoments, centred, x: np.ndarray) -> az.ThinShellR
         relative_thickness=std_c / mean_c if mean_c > 0 else float("nan"),
         squared_mean_centered_norm=mean_c**2, var_centered_norm=std_c**2,
         mean_feature_variance=float(variance.mean()),
-        norms=np.linalg.norm(x64, axis=1), centered_norms=np.linalg.norm(x64 - first.mean, axis=1),
+        norms=row_norms(x), centered_norms=row_norms(x, first.mean),  # the sample's rows, in row blocks
         feature_variance=variance,
     )
 
@@ -143,7 +143,8 @@ def _offset(first: ModalityMoments) -> az.EllipsoidOffsetResult:
 def _conformity(first: ModalityMoments, centred, x: np.ndarray, sample_result) -> az.ConformityResult:
     r, a, b = centred.conformity_raw.fit()
     ur, ua, ub = centred.conformity_unit.fit()
-    values, est_raw, est_unit = conformity_terms(x, first)
+    terms = [conformity_terms(x[b], first) for b in row_blocks(len(x))]  # float64 a block at a time
+    values, est_raw, est_unit = (np.concatenate([t[i] for t in terms]) if terms else np.empty(0) for i in range(3))
     mean = centred.conformity_raw.mean_y
     result = _replace(sample_result, n=first.n, method="mean", mean=mean, pearson=r, slope=a, intercept=b,
                       unit_pearson=ur, unit_slope=ua, unit_intercept=ub, values=values, estimate=est_raw,
@@ -228,7 +229,10 @@ def _projection(stats: StoreStatistics, sample: EmbeddingSet, n_components: int 
     center = total.mean
 
     def project(x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, np.float64) - center) @ comps.T
+        out = np.empty((len(x), len(comps)))
+        for b in row_blocks(len(x)):
+            out[b] = (np.asarray(x[b], np.float64) - center) @ comps.T
+        return out
 
     return az.ProjectionResult(n_components=len(comps), explained_variance_ratio=ratio, components=comps,
                                center=center, image=project(sample.image), text=project(sample.text))

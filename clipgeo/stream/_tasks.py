@@ -197,6 +197,17 @@ class RowSample:
             return other
         return RowSample(np.r_[self.keys, other.keys], {k: np.concatenate([v, other.arrays[k]]) for k, v in self.arrays.items()})
 
+    @classmethod
+    def concat(cls, pieces: list[RowSample]) -> RowSample:
+        """One sample of several pieces (one copy, not one per pairwise merge)."""
+        pieces = [p for p in pieces if len(p.keys)]
+        if not pieces:
+            return cls()
+        if len(pieces) == 1:
+            return pieces[0]
+        return cls(np.concatenate([p.keys for p in pieces]),
+                   {k: np.concatenate([p.arrays[k] for p in pieces]) for k in pieces[0].arrays})
+
     def sorted(self, by: str) -> RowSample:
         """Rows in the store order of ``arrays[by]`` (global row indices), whatever the task split."""
         order = np.argsort(self.arrays[by], kind="stable") if self.arrays else np.argsort(self.keys)
@@ -216,6 +227,14 @@ class SecondPass:
     samples: dict[str, RowSample]
     pairs: PairSums
     pair_sample: RowSample
+
+    def samples_only(self) -> tuple[RowSample, dict[str, RowSample]]:
+        """The sampled rows (pairs, and rows per modality) of this part."""
+        return self.pair_sample, self.samples
+
+    def without_samples(self) -> SecondPass:
+        """This part without its sampled rows (what the engine merges in a tree)."""
+        return SecondPass(self.centred, self.histograms, self.extremes, {}, self.pairs, RowSample())
 
     def merge(self, other: SecondPass) -> SecondPass:
         def both(a: dict, b: dict) -> dict:
