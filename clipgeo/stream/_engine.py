@@ -179,6 +179,32 @@ def _gather(client, future):
         raise StoreError(f"a streaming task failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
+def _join(client, store: StoreShards, img_shards: list[ShardInfo], txt_shards: list[ShardInfo],
+          text_groups: list[list[ShardInfo]], n_groups: int, config: StreamConfig) -> tuple[list, dict[int, dict]]:
+    """The image_id join: per text group, a future of its matches, and every text shard's pair summary."""
+    submit = client.submit
+    n_buckets = max(1, min(64, len(txt_shards)))
+    id_img = [submit(tasks.id_buckets, store, g, n_buckets, pure=False) for g in _groups(img_shards, n_groups)]
+    id_txt = [submit(tasks.id_buckets, store, g, n_buckets, pure=False) for g in text_groups]
+    joined = []
+    for b in range(n_buckets):
+        ip = [submit(operator.getitem, f, b, pure=False) for f in id_img]
+        tp = [submit(operator.getitem, f, b, pure=False) for f in id_txt]
+        joined.append(submit(tasks.join_bucket, store.url, ip, tp, pure=False))
+    offsets = {s.index: s.offset for s in txt_shards}
+    pair_futures, summary_futures = [], []
+    for group in text_groups:
+        ids = [s.index for s in group]
+        picked = [submit(_pick, f, ids, pure=False) for f in joined]
+        pair_futures.append(submit(_concat_pairs, *picked, pure=False))
+        summary_futures.append(submit(_summaries, pair_futures[-1], offsets, config.seed, config.sample_size,
+                                      pure=False))
+    summaries: dict[int, dict] = {}
+    for part in _gather(client, summary_futures):
+        summaries.update(part)
+    return pair_futures, summaries
+
+
 def collect_statistics(
     path: str,
     client,
@@ -211,24 +237,9 @@ def collect_statistics(
     pair_futures: list = [None] * len(text_groups)
     summaries: dict[int, dict] = {}
     if img_shards and txt_shards:
-        n_buckets = max(1, min(64, len(txt_shards)))
-        id_img = [submit(tasks.id_buckets, store, g, n_buckets, pure=False) for g in _groups(img_shards, n_groups)]
-        id_txt = [submit(tasks.id_buckets, store, g, n_buckets, pure=False) for g in text_groups]
-        joined = []
-        for b in range(n_buckets):
-            ip = [submit(operator.getitem, f, b, pure=False) for f in id_img]
-            tp = [submit(operator.getitem, f, b, pure=False) for f in id_txt]
-            joined.append(submit(tasks.join_bucket, store.url, ip, tp, pure=False))
-        offsets = {s.index: s.offset for s in txt_shards}
-        summary_futures = []
-        for g, group in enumerate(text_groups):
-            ids = [s.index for s in group]
-            picked = [submit(_pick, f, ids, pure=False) for f in joined]
-            pair_futures[g] = submit(_concat_pairs, *picked, pure=False)
-            summary_futures.append(submit(_summaries, pair_futures[g], offsets, config.seed, config.sample_size,
-                                          pure=False))
-        for s in _gather(client, summary_futures):
-            summaries.update(s)
+        # the hashed ids and the joined buckets (24 bytes a row) are released on return: only each text
+        # group's matches stay on the workers through pass 2
+        pair_futures, summaries = _join(client, store, img_shards, txt_shards, text_groups, n_groups, config)
     first = {m: _gather(client, f) for m, f in first_futures.items()}
     n_pairs = sum(s["n"] for s in summaries.values())
     first_done = time.perf_counter()
