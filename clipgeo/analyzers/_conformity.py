@@ -12,6 +12,7 @@ tests check that both agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -215,16 +216,7 @@ class ConformityResult(Result):
         def pick(rows: np.ndarray) -> np.ndarray:
             if labels is None:
                 return rows[: min(k, len(rows))]
-            seen, out = set(), []
-            for i in rows:
-                key = labels[int(i)]
-                if key in seen:
-                    continue
-                seen.add(key)
-                out.append(int(i))
-                if len(out) == k:
-                    break
-            return np.asarray(out, dtype=np.int64)
+            return first_distinct(rows, labels, k)
 
         return pick(order), pick(order[::-1])
 
@@ -304,3 +296,20 @@ def conformity(
         estimate=estimate,
         unit_estimate=unit_estimate,
     )
+
+
+def first_distinct(order: np.ndarray, keys: Any, k: int) -> np.ndarray:
+    """The first ``k`` entries of ``order`` whose ``keys[i]`` was not seen earlier in ``order``.
+
+    How the conformity extremes list an exact duplicate (the same caption, the same image file) once.
+    """
+    seen, out = set(), []
+    for i in order:
+        key = keys[int(i)]
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(int(i))
+        if len(out) == k:
+            break
+    return np.asarray(out, dtype=np.int64)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..analyzers._conformity import first_distinct
 from ..errors import StoreError
 from ..store._iter import ShardInfo, StoreShards
 from ._histogram import FeatureHistograms
@@ -170,17 +171,8 @@ class Extremes:
 
 def _first_distinct(order: np.ndarray, labels: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     """The first ``k`` positions of ``order`` whose label was not seen before (no label: always new)."""
-    seen, out = set(), []
-    for i in order:
-        label = labels[i]
-        key = ("row", int(rows[i])) if label is None or str(label) == "" else str(label)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(int(i))
-        if len(out) == k:
-            break
-    return np.asarray(out, dtype=np.int64)
+    keys = [("row", int(r)) if label is None or str(label) == "" else str(label) for label, r in zip(labels, rows, strict=True)]
+    return first_distinct(order, keys, k)
 
 
 @dataclass
