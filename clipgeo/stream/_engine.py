@@ -284,6 +284,7 @@ def collect_statistics(
     parts = [submit(tasks.second_pass, store, units, first_future, pair_futures[g] or {}, cfg, pure=False)
              for g, units in enumerate(unit_groups)]
     parts += [submit(tasks.second_pass, store, units, first_future, {}, cfg, pure=False) for units in rest_groups]
+    del pair_futures, first_future  # each group's matches are freed as soon as its pass-2 task is done
     # the sampled rows are not merged on the workers (each merge level would copy the whole sample): each
     # task's piece comes to this process on its own, and the statistics merge in a tree without them
     pieces = [submit(tasks.SecondPass.samples_only, p, pure=False) for p in parts]
