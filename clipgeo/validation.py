@@ -214,13 +214,20 @@ def _rows(rows: np.ndarray, limit: int = 5) -> str:
     return shown + (", …" if len(rows) > limit else "")
 
 
+#: rows widened to float64 at a time by the row-wise checks (and by :mod:`clipgeo.analyzers._blocks`)
+BLOCK_ROWS = 8192
+
+
 def rows_are_unit(x: np.ndarray, tol: float = UNIT_TOLERANCE) -> bool:
     """True when every row of ``x`` (n, d) has an L2 norm within ``tol`` of 1; False for no rows."""
     if len(x) == 0:
         return False
-    x = np.asarray(x, dtype=np.float64)  # float16 rows: square in float64
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    return bool(np.all(np.abs(norms - 1.0) < tol))
+    for start in range(0, len(x), BLOCK_ROWS):  # float64 a block at a time (float16 rows: square in float64)
+        block = np.asarray(x[start:start + BLOCK_ROWS], dtype=np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", block, block))
+        if not np.all(np.abs(norms - 1.0) < tol):
+            return False
+    return True
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:

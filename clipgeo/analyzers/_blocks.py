@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from ..validation import check_embeddings, rows_are_unit, to_numpy
+from .. import validation
+from ..validation import check_embeddings, to_numpy
 
 #: rows widened to float64 at a time (8192 × 512 float64 = 32 MiB)
-BLOCK_ROWS = 8192
+BLOCK_ROWS = validation.BLOCK_ROWS
 
 _UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -40,10 +41,8 @@ def float_rows(
     """
     arr = to_numpy(X)
     dtype = None if np.issubdtype(arr.dtype, np.floating) else np.float64
-    x = check_embeddings(arr, name, min_rows=min_rows, dim=dim, dim_source=dim_source, dtype=dtype)
-    if warn_unit and rows_unit(x):
-        check_embeddings(x[:1], name, warn_unit=True)  # every row is unit: the first one gives the same warning
-    return x
+    return check_embeddings(arr, name, min_rows=min_rows, dim=dim, dim_source=dim_source, dtype=dtype,
+                            warn_unit=warn_unit)
 
 
 def float_pair(
@@ -173,13 +172,6 @@ def row_norms(x: np.ndarray, center: np.ndarray | None = None, *, rows: np.ndarr
     if center is None:
         return row_values(x, lambda b: np.linalg.norm(b, axis=1), rows=rows)
     return row_values(x, lambda b: np.linalg.norm(b - center, axis=1), rows=rows)
-
-
-def rows_unit(x: np.ndarray) -> bool:
-    """:func:`~clipgeo.validation.rows_are_unit` of ``x``, tested block by block (no float64 copy of ``x``)."""
-    if len(x) == 0:
-        return False
-    return all(rows_are_unit(x[sl]) for sl in row_blocks(len(x)))
 
 
 def row_groups(x: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import analyzers as az
 from .._io import to_jsonable
-from ..analyzers._blocks import float_rows, rows_unit
+from ..analyzers._blocks import float_rows
 from ..errors import InputError
 from ..validation import check_features
 from ._config import AnalyzeConfig
@@ -136,7 +136,7 @@ def analyze(embedding_set: Any, config: AnalyzeConfig | None = None, /, **option
         rows={m: _rows_info(embedding_set, m, len(arrays[m])) for m in arrays},
     )
     for m, x in arrays.items():
-        report.unit_norm[m] = rows_unit(x)
+        report.unit_norm[m] = az.rows_are_unit(x)
         if report.unit_norm[m]:
             report.warnings.append(
                 f"{m} rows are already unit-norm: the raw-space analyses (thin shell, Mahalanobis shell, "
