@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._io import atomic_path, write_text
 from .errors import ClipgeoError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -185,13 +186,7 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] | None = None) -> Pa
     fig_dir = out / "figures"
     run = render_figures(out / "analysis" / "trained", fig_dir)
     if config.figures_dir is not None:
-        dest = Path(config.figures_dir)
-        dest.mkdir(parents=True, exist_ok=True)
-        for png in sorted(fig_dir.glob("*.png")):
-            shutil.copyfile(png, dest / png.name)
-        curves = run_dir / "curves.png"
-        if curves.exists():
-            shutil.copyfile(curves, dest / "training_curves.png")
+        copy_figures(fig_dir, run_dir / "curves.png", config.figures_dir)
     steps.done(t, f"{len(run.written)} figures in {fig_dir}" + (f", {len(run.skipped)} skipped" if run.skipped else ""))
 
     # 6. real embeddings (optional) ---------------------------------------------------------------
@@ -206,8 +201,8 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] | None = None) -> Pa
     metrics = _training_table(run_dir / "metrics.csv")
     report = out / "report.md"
     moments = real_moments(realdata) if realdata is not None else {}
-    report.write_text(_render(config, reports, fig_dir, run_dir, metrics, real_section, out, time.perf_counter() - t_all,
-                              moments=moments))  # fmt: skip
+    write_text(report, _render(config, reports, fig_dir, run_dir, metrics, real_section, out, time.perf_counter() - t_all,
+                               moments=moments))  # fmt: skip
     # the same two analyses as one self-contained page, side by side (the trained model's figures as drawn above)
     page = write_html(
         [out / "analysis" / "trained", out / "analysis" / "untrained"], out, labels=["trained", "untrained"],
@@ -215,6 +210,23 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] | None = None) -> Pa
     )  # fmt: skip
     steps.done(t, f"{report}, {page.path}")
     return report
+
+
+def copy_figures(fig_dir: Path, curves: Path, dest: str | os.PathLike) -> list[Path]:
+    """Copy the PNG figures of ``fig_dir`` (and the training ``curves``, as ``training_curves.png``) into ``dest``.
+
+    Each copy is atomic (:func:`clipgeo._io.atomic_path`): an interrupted copy leaves the previous file, never
+    part of one.  Returns the files written.
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    pairs = [(png, dest / png.name) for png in sorted(Path(fig_dir).glob("*.png"))]
+    if Path(curves).is_file():
+        pairs.append((Path(curves), dest / "training_curves.png"))
+    for src, target in pairs:
+        with atomic_path(target) as tmp:
+            shutil.copyfile(src, tmp)
+    return [target for _, target in pairs]
 
 
 # -- the report --------------------------------------------------------------------------------------

@@ -146,3 +146,37 @@ def test_demo_finds_the_real_dumps_it_is_given_and_quotes_the_paper_table(tmp_pa
     assert by_claim[PAPER["modality_gap"].claim][0] == PAPER["modality_gap"].paper
     assert by_claim[PAPER["conformity"].claim.format(m="image")][0] == PAPER["conformity"].paper
     assert by_claim[PAPER["offset_text"].claim][0] == "1.03"
+
+
+def test_demo_copies_figures_atomically(tmp_path, monkeypatch):
+    import shutil
+
+    from clipgeo import demo
+
+    figs, dest = tmp_path / "figures", tmp_path / "dest"
+    figs.mkdir()
+    (figs / "a.png").write_bytes(b"new a")
+    (figs / "b.png").write_bytes(b"new b")
+    (figs / "note.json").write_text("{}")  # not a PNG: not copied
+    curves = tmp_path / "curves.png"
+    curves.write_bytes(b"curves")
+    written = demo.copy_figures(figs, curves, dest)
+    assert sorted(p.name for p in written) == ["a.png", "b.png", "training_curves.png"]
+    assert (dest / "a.png").read_bytes() == b"new a" and (dest / "training_curves.png").read_bytes() == b"curves"
+
+    # a copy that dies half-way leaves the previous file whole and no temporary file beside it
+    real_copy = shutil.copyfile
+
+    def dies_half_way(src, dst, *args, **kwargs):
+        if str(src).endswith("b.png"):
+            with open(dst, "wb") as handle:
+                handle.write(b"ha")
+            raise OSError("disk full")
+        return real_copy(src, dst, *args, **kwargs)
+
+    (figs / "b.png").write_bytes(b"newer b")
+    monkeypatch.setattr(shutil, "copyfile", dies_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        demo.copy_figures(figs, tmp_path / "no_curves.png", dest)
+    assert (dest / "b.png").read_bytes() == b"new b"
+    assert sorted(p.name for p in dest.iterdir()) == ["a.png", "b.png", "training_curves.png"]

@@ -9,10 +9,13 @@ import typer
 
 from ..errors import InputError
 from ..report import AnalyzeConfig
+from ..stream import StreamConfig, dask_client
 from ._app import app, warn
 from ._options import defaults
 
 D = defaults(AnalyzeConfig)
+#: the streamed analysis's own defaults: its sample (StreamConfig) and how long it waits for a --scheduler
+STREAM = {**defaults(StreamConfig), "connect_timeout": defaults(dask_client)["timeout"]}
 
 
 def _parse_alphas(text: str) -> list[float]:
@@ -82,8 +85,8 @@ def analyze_cmd(
     ),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Streaming on an existing Dask cluster: tcp://HOST:PORT of its scheduler."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Streaming: worker processes of the local Dask cluster (default 2)."),
-    sample_size: int = typer.Option(100_000, "--sample-size", help="Streaming: matched pairs sampled (seeded, uniform) for the analyses that need rows together."),
-    connect_timeout: float = typer.Option(10.0, "--connect-timeout", help="Streaming: seconds to wait for the --scheduler before giving up."),
+    sample_size: int = typer.Option(STREAM["sample_size"], "--sample-size", help="Streaming: matched pairs sampled (seeded, uniform) for the analyses that need rows together."),
+    connect_timeout: float = typer.Option(STREAM["connect_timeout"], "--connect-timeout", help="Streaming: seconds to wait for the --scheduler before giving up."),
     html: bool = typer.Option(True, "--html/--no-html", help="Also write report.html: one self-contained page with the figures (see `clipgeo report`)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
@@ -116,7 +119,7 @@ def analyze_cmd(
     else:
         why = "streamed (--streaming)" if streaming else "in memory (--in-memory)"
     if streaming:
-        from ..stream import StreamConfig, analyze_store
+        from ..stream import analyze_store
 
         if sample_size < 2:
             raise InputError(f"--sample-size must be at least 2, got {sample_size}")

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
-from ..simulate import DoubleEllipsoidConfig, ThinShellConfig
+from ..simulate import DoubleEllipsoidConfig, ThinShellConfig, simulate_store
 from ._app import app
 from ._options import defaults, flag_errors
 
 TS = defaults(ThinShellConfig)
 DE = defaults(DoubleEllipsoidConfig)
+STORE = defaults(simulate_store)
 
 simulate_app = typer.Typer(help="Simulations: thin-shell theory, synthetic double-ellipsoid stores.", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
@@ -60,11 +61,9 @@ def double_ellipsoid_cmd(
     separating_features: int = typer.Option(DE["separating_features"], "--separating-features", help="How many features separate the modalities."),
     unit_norm: bool = typer.Option(DE["unit_norm"], "--unit-norm", help="L2-normalise the rows (as many embedding dumps are)."),
     seed: int = typer.Option(DE["seed"], "--seed"),
-    store_dtype: str = typer.Option("float32", "--store-dtype", help="float32 or float16 on disk (float16 halves a large store)."),
+    store_dtype: str = typer.Option(STORE["store_dtype"], "--store-dtype", help="float32 or float16 on disk (float16 halves a large store)."),
 ) -> None:
     """Write a synthetic store with known ground truth (ground_truth.json beside the shards); streams for large --n."""
-    from ..simulate import simulate_store
-
     with flag_errors(double_ellipsoid_cmd, aliases={"offset_ratio": "offset", "separation": "gap"}):
         path, truth = simulate_store(out, n=n, dim=dim, offset_ratio=offset, separation=gap,
                                      separating_features=separating_features, unit_norm=unit_norm, seed=seed,

@@ -9,14 +9,17 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
+from ..train.study import study
 from ._app import app
-from ._options import flag_errors
+from ._options import defaults, flag_errors
+
+D = defaults(study)
 
 
 @app.command("study")
 def study_command(
-    out: Path = typer.Option(Path("study"), "--out", help="Folder for study.csv, study.md, study.json, study_figure.png and runs/."),
-    preset: str = typer.Option("small", "--preset", help="Grid and run size: tiny (seconds), small (≤ 20 min on 2 cores), full (~1 h)."),
+    out: Path = typer.Option(Path(D["out"]), "--out", help="Folder for study.csv, study.md, study.json, study_figure.png and runs/."),
+    preset: str = typer.Option(D["config"], "--preset", help="Grid and run size: tiny (seconds), small (≤ 20 min on 2 cores), full (~1 h)."),
     temperature: Optional[list[str]] = typer.Option(
         None, "--temperature", help="Replace the grid's temperatures: 'learnable' (from 1/0.07) or a fixed value > 0; repeatable."
     ),

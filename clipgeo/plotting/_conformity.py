@@ -38,7 +38,7 @@ def conformity_estimate(inp: FigureInput) -> tuple[Any, dict[str, Any]]:
     unit = [m for m in results if inp.unit_norm(m)]
     note = (
         f"{' and '.join(unit)} rows are already unit-norm, so the raw mean is the unit mean and both estimates are "
-        "exactly linear (r = 1); store raw embeddings to test the paper's r = 0.9998"
+        f"exactly linear (r = 1); store raw embeddings to test the paper's r = {PAPER['conformity'].paper}"
         if unit
         else ""
     )

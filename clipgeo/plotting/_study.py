@@ -13,19 +13,24 @@ from typing import Any
 
 import numpy as np
 
+from ..report._paper import PAPER, PAPER_MODEL
 from ._draw import figure_frame
 from ._render import save_figure
 from ._style import MODALITY_COLORS, REFERENCE, SERIES, style
 
 __all__ = ["STUDY_PANELS", "plot_study", "short_label"]
 
+#: the paper's values the panels draw as reference lines (:data:`clipgeo.report.PAPER`)
+_GAP, _FEATURE = PAPER["modality_gap"].value, PAPER["best_feature"].value
+
 #: (title, [(row key, label, colour)], reference line or None, its label)
 STUDY_PANELS: tuple[tuple[str, list[tuple[str, str, str]], float | None, str], ...] = (
-    ("l2 modality gap (hollow: at step 0)", [("l2_gap", "end", SERIES[0])], 0.82, "real ViT-B/32 0.82"),
+    ("l2 modality gap (hollow: at step 0)", [("l2_gap", "end", SERIES[0])], _GAP, f"real {PAPER_MODEL} {_GAP:g}"),
     ("offset ratio ‖m‖ / ‖σ‖",
      [("offset_ratio_image", "image", MODALITY_COLORS["image"]), ("offset_ratio_text", "text", MODALITY_COLORS["text"])],
      1.0, "real ≈ 1"),
-    ("best single feature (balanced acc.)", [("best_feature_accuracy", "best feature", SERIES[1])], 1.0, "real 100 %"),
+    ("best single feature (balanced acc.)", [("best_feature_accuracy", "best feature", SERIES[1])], _FEATURE,
+     f"real {100 * _FEATURE:g} %"),
     ("thin shell: std / mean centred norm",
      [("relative_thickness_image", "image", MODALITY_COLORS["image"]),
       ("relative_thickness_text", "text", MODALITY_COLORS["text"])], None, ""),
@@ -83,8 +88,8 @@ def plot_study(
     caption = ("tiny CLIP on captioned shapes, measured on fresh shapes  ·  bars: mean over seeds, dots: runs  ·  "
                "learn τ: learnable from 1/0.07; asym: captions name half the attributes, 2 unnamed marks; tail: "
                "long-tailed attributes; centred: centred init  ·  "
-               "★: meets every criterion of clipgeo.train.study  ·  real CLIP (Levi & Gilboa 2025): gap 0.82, "
-               "offset ≈ 1, a feature separating 100 %")  # fmt: skip
+               "★: meets every criterion of clipgeo.train.study  ·  real CLIP (Levi & Gilboa 2025): gap "
+               f"{_GAP:g}, offset ≈ 1, a feature separating {100 * _FEATURE:g} %")  # fmt: skip
     panels: list[dict[str, Any]] = []
     with style():
         fig, axes, data = figure_frame(caption, title, nrows=2, ncols=3, height=7.2,
