@@ -163,8 +163,63 @@ def test_streaming_is_independent_of_the_task_split(tmp_path, rng, client):
             assert db[key] == value, key
 
 
-def test_shard_removed_mid_run_is_a_one_line_error_and_nothing_is_written(tmp_path, rng, client, monkeypatch):
-    store = _store(tmp_path / "s", rng, n_img=150, captions=1)
+def test_row_for_row_pairs_are_read_in_step_with_the_same_report(tmp_path, rng, client, monkeypatch):
+    """One caption per image, in image order (what import / extract / simulate write): each image shard is read
+    in step with its text shard; the report is in-memory's, and the one of the general path (shards held whole)."""
+    store = _store(tmp_path / "s", rng, n_img=330, captions=1, shuffle=False, shard_rows=70)
+    mem = json.loads(json.dumps(analyze(read_store(store), conformity="mean", linear_cv=False).to_dict()))
+    calls = []
+    original = _tasks._fused_pass
+    monkeypatch.setattr(_tasks, "_fused_pass", lambda *a: calls.append(a[1]) or original(*a))
+    analyze_store(store, tmp_path / "out", client=client, linear_cv=False,
+                  stream=StreamConfig(sample_size=10**6, batch_rows=32))
+    assert len(calls) == 5  # 330 rows in shards of 70: every unit read in step
+    strm = json.loads((tmp_path / "out" / "report.json").read_text())
+    _assert_reports_agree(mem, strm, sample_keys_equal=True)
+
+    monkeypatch.setattr(_tasks, "_row_for_row", lambda unit, matched: False)
+    analyze_store(store, tmp_path / "general", client=client, linear_cv=False,
+                  stream=StreamConfig(sample_size=10**6, batch_rows=32))
+    general = json.loads((tmp_path / "general" / "report.json").read_text())
+    assert len(calls) == 5
+    a, b = _flatten(strm), _flatten(general)
+    for key, value in a.items():
+        if any(t in key for t in ("timings", "provenance", "seconds", "/files")):
+            continue
+        if isinstance(value, float):
+            assert b[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key
+        else:
+            assert b[key] == value, key
+
+
+def _batches(modality, sizes, offset=0):
+    import pyarrow as pa
+
+    from clipgeo.store._iter import StoreBatch
+
+    out = []
+    for n in sizes:
+        rows = np.arange(offset, offset + n)
+        out.append(StoreBatch(modality, 0, offset, rows[:, None].astype(np.float32), {"id": pa.array([str(r) for r in rows])}))
+        offset += n
+    return out
+
+
+def test_in_step_reading_aligns_batches_cut_differently():
+    pairs = list(_tasks._in_step(_batches("image", [5, 5, 3]), _batches("text", [4, 0, 4, 4, 1]), "s"))
+    assert [len(a) for a, _ in pairs] == [4, 1, 3, 2, 2, 1]
+    for a, b in pairs:
+        assert len(a) == len(b) and a.offset == b.offset
+        np.testing.assert_array_equal(a.embedding, b.embedding)
+        assert a.columns["id"].equals(b.columns["id"])
+    assert np.concatenate([a.embedding[:, 0] for a, _ in pairs]).tolist() == list(range(13))
+    with pytest.raises(StoreError, match="changed during the analysis"):
+        list(_tasks._in_step(_batches("image", [5, 5]), _batches("text", [4, 4]), "s"))
+
+
+@pytest.mark.parametrize("in_step", [False, True], ids=["shards-held", "read-in-step"])
+def test_shard_removed_mid_run_is_a_one_line_error_and_nothing_is_written(tmp_path, rng, client, monkeypatch, in_step):
+    store = _store(tmp_path / "s", rng, n_img=150, captions=1, shuffle=not in_step)
     original = _tasks.second_pass
 
     def vanish(store_, units, *args):  # the store changes after the first pass
@@ -180,8 +235,9 @@ def test_shard_removed_mid_run_is_a_one_line_error_and_nothing_is_written(tmp_pa
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
-def test_shard_truncated_mid_run(tmp_path, rng, client, monkeypatch):
-    store = _store(tmp_path / "s", rng, n_img=150, captions=1)
+@pytest.mark.parametrize("in_step", [False, True], ids=["shards-held", "read-in-step"])
+def test_shard_truncated_mid_run(tmp_path, rng, client, monkeypatch, in_step):
+    store = _store(tmp_path / "s", rng, n_img=150, captions=1, shuffle=not in_step)
     original = _tasks.second_pass
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "report.json").write_text("{}")  # a previous report stays as it was

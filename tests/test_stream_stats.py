@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from clipgeo import analyzers as az
-from clipgeo.stream._histogram import FeatureHistograms, histogram_separability
-from clipgeo.stream._moments import CentredMoments, Comoments, ModalityMoments, PairSums, tree_merge
+from clipgeo.stream._histogram import FEATURE_BLOCK, FeatureHistograms, histogram_separability
+from clipgeo.stream._moments import CentredMoments, Comoments, ModalityMoments, PairSums, Scratch, tree_merge
 from clipgeo.stream._sample import cutoff, row_keys, smallest_keys
 from clipgeo.validation import unit_rows
 
@@ -116,8 +116,10 @@ def test_histogram_value_at_the_top_edge_falls_in_the_last_bin():
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_histogram_counts_are_the_bin_index_of_every_value(rng, dtype):
-    """``add`` (transposed, per-feature counts) puts every value in :meth:`bin_index`'s bin, float64 input too."""
-    x = (rng.normal(size=(3000, 7)) * [1, 5, 0.01, 100, 1, 1, 1]).astype(dtype)
+    """``add`` (blocks of features, per-feature counts) puts every value in :meth:`bin_index`'s bin, float64
+    input too; 150 features span three blocks, the last one partial."""
+    assert 150 > 2 * FEATURE_BLOCK
+    x = (rng.normal(size=(3000, 150)) * np.resize([1, 5, 0.01, 100, 1, 1, 1], 150)).astype(dtype)
     x[:, 4] = x[0, 4]  # a constant feature: zero width, every value in bin 0
     lo, hi = x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64)
     bins = 64
@@ -127,6 +129,28 @@ def test_histogram_counts_are_the_bin_index_of_every_value(rng, dtype):
     np.testing.assert_array_equal(FeatureHistograms.from_batch(x, lo, hi, bins).counts, expected)
     np.testing.assert_array_equal(FeatureHistograms.from_batch(x.astype(np.float64), lo, hi, bins).counts, expected)
     assert expected[4, 0] == len(x)
+
+
+def test_reused_work_arrays_give_the_same_statistics(rng):
+    """Batches of changing size through one Scratch: bitwise the statistics of fresh arrays, inputs untouched."""
+    x = _planted(rng, n=700).astype(np.float16)
+    before = x.copy()
+    scratch = Scratch()
+    first = ModalityMoments.from_batch(x)
+    for rows in (slice(0, 300), slice(300, 310), slice(310, 700), slice(0, 700)):
+        a = ModalityMoments.from_batch(x[rows], unit_covariance=False)
+        b = ModalityMoments.from_batch(x[rows], unit_covariance=False, scratch=scratch)
+        for name in ("mean", "scatter", "unit_mean", "minimum", "maximum"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        pa_, pb = PairSums.from_batch(x[rows], x[rows][::-1]), PairSums.from_batch(x[rows], x[rows][::-1], scratch=scratch)
+        assert pa_ == pb
+        x64 = x[rows].astype(np.float64)
+        c, values = CentredMoments.from_batch_with_values(x64, first)
+        d, values_d = CentredMoments.from_batch_with_values(x64.copy(), first, overwrite=True)
+        assert c == d
+        np.testing.assert_array_equal(values, values_d)
+    np.testing.assert_array_equal(x, before)
+    assert scratch.take("x", (5, x.shape[1])).shape == (5, x.shape[1])
 
 
 def test_batch_statistics_leave_their_input_unchanged(rng):

@@ -24,6 +24,33 @@ from dataclasses import dataclass
 import numpy as np
 
 
+class Scratch:
+    """Float64 work arrays reused from batch to batch, one per name.
+
+    A fresh (n, d) array per batch costs its page faults every time (Dask's workers hand freed memory back to
+    the system at once); a reused one is faulted in once.  ``take`` returns the first ``n`` rows of the named
+    array, growing it when a batch is larger.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+        a = self._arrays.get(name)
+        if a is None or a.dtype != np.dtype(dtype) or a.shape[1:] != tuple(shape[1:]) or len(a) < shape[0]:
+            a = self._arrays[name] = np.empty(shape, dtype)
+        return a[:shape[0]]
+
+
+def widen(x: np.ndarray, scratch: Scratch | None = None, name: str = "x") -> np.ndarray:
+    """A float64 copy of ``x`` (n, d): into ``scratch``'s array ``name`` when given, else a new array."""
+    if scratch is None:
+        return np.array(x, dtype=np.float64)
+    out = scratch.take(name, x.shape)
+    np.copyto(out, x)
+    return out
+
+
 def _unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit rows of ``x`` (a zero row stays zero) and the norms, float64."""
     norms = np.sqrt(np.einsum("ij,ij->i", x, x))
@@ -173,13 +200,13 @@ class ModalityMoments:
                    Moments1D(), np.full(dim, np.inf), np.full(dim, -np.inf))
 
     @classmethod
-    def from_batch(cls, x: np.ndarray, *, unit_covariance: bool = True) -> ModalityMoments:
+    def from_batch(cls, x: np.ndarray, *, unit_covariance: bool = True, scratch: Scratch | None = None) -> ModalityMoments:
         """Statistics of one batch of raw rows, shape (n, d), any float dtype (summed in float64).
 
-        One float64 copy of the batch and one centred copy; the unit rows are materialised only for
-        ``unit_covariance`` (their mean is ``Σ x_k / ||x_k||``, one matrix-vector product).
+        One float64 copy of the batch (into ``scratch`` when given), centred in place; the unit rows are
+        materialised only for ``unit_covariance`` (their mean is ``Σ x_k / ||x_k||``, one matrix-vector product).
         """
-        x = np.array(x, dtype=np.float64)  # always a copy: centred in place below
+        x = widen(x, scratch)  # always a copy: centred in place below
         n, d = x.shape
         if n == 0:
             return cls.empty(d, unit_covariance=unit_covariance)
@@ -324,13 +351,22 @@ class CentredMoments:
         return cls.from_batch_with_values(x, first)[0]
 
     @classmethod
-    def from_batch_with_values(cls, x: np.ndarray, first: ModalityMoments) -> tuple[CentredMoments, np.ndarray]:
-        """The statistics of a batch and the exact conformity of its rows, shape (n,)."""
+    def from_batch_with_values(cls, x: np.ndarray, first: ModalityMoments, *,
+                               overwrite: bool = False) -> tuple[CentredMoments, np.ndarray]:
+        """The statistics of a batch and the exact conformity of its rows, shape (n,).
+
+        ``overwrite=True`` lets a float64 ``x`` be centred in place (the caller's copy is spent), instead of
+        centring a new copy.
+        """
         x = np.asarray(x, dtype=np.float64)
         if len(x) == 0:
             return cls.empty(), np.empty(0)
         values, est_raw, est_unit = conformity_terms(x, first)
-        xc = x - first.mean
+        if overwrite:
+            x -= first.mean
+            xc = x
+        else:
+            xc = x - first.mean
         centred = np.sqrt(np.einsum("ij,ij->i", xc, xc))
         del xc
         return cls(Moments1D.from_values(centred), Comoments.from_values(est_raw, values),
@@ -366,11 +402,14 @@ class PairSums:
     squared_distance: float = 0.0
 
     @classmethod
-    def from_batch(cls, img: np.ndarray, txt: np.ndarray) -> PairSums:
-        """Sums of one batch of matched rows, ``img`` and ``txt`` of shape (n, d)."""
+    def from_batch(cls, img: np.ndarray, txt: np.ndarray, *, scratch: Scratch | None = None) -> PairSums:
+        """Sums of one batch of matched rows, ``img`` and ``txt`` of shape (n, d), any float dtype.
+
+        Neither input is changed; the unit rows and their difference are built in ``scratch`` when given.
+        """
         if len(img) == 0:
             return cls()
-        u, v = np.array(img, dtype=np.float64), np.array(txt, dtype=np.float64)  # own copies, scaled in place
+        u, v = widen(img, scratch, "pair_u"), widen(txt, scratch, "pair_v")  # own copies, scaled in place
         for w in (u, v):
             norms = np.sqrt(np.einsum("ij,ij->i", w, w))
             w *= np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)[:, None]  # zero row -> zero

@@ -19,7 +19,7 @@ from ..analyzers._conformity import first_distinct
 from ..errors import StoreError
 from ..store._iter import ShardInfo, StoreShards
 from ._histogram import FeatureHistograms
-from ._moments import CentredMoments, ModalityMoments, PairSums
+from ._moments import CentredMoments, ModalityMoments, PairSums, Scratch, widen
 from ._sample import keep, row_keys, smallest_keys
 
 EMBEDDING = "embedding"
@@ -31,9 +31,11 @@ EMBEDDING = "embedding"
 def first_pass(store: StoreShards, shards: list[ShardInfo], batch_rows: int, unit_covariance: bool = False) -> ModalityMoments:
     """:class:`ModalityMoments` of the given shards (all of one modality)."""
     total = ModalityMoments.empty(store.meta.dim, unit_covariance=unit_covariance)
+    scratch = Scratch()  # one float64 batch array for the whole task
     for shard in shards:
         for batch in store.read(shard, (EMBEDDING,), batch_rows=batch_rows):
-            total = total.merge(ModalityMoments.from_batch(batch.embedding, unit_covariance=unit_covariance))
+            total = total.merge(ModalityMoments.from_batch(batch.embedding, unit_covariance=unit_covariance,
+                                                           scratch=scratch))
     return total
 
 
@@ -292,38 +294,47 @@ def _extreme_candidates(k: int, values: np.ndarray, rows: np.ndarray, labels) ->
     return np.unique(np.concatenate(picked)) if picked else np.empty(0, np.int64)
 
 
+def _modality_batch(batch, first: ModalityMoments, cfg: PassTwoConfig, out: SecondPass, scratch: Scratch) -> None:
+    """Second-pass statistics of one batch of one modality, added to ``out``."""
+    m = batch.modality
+    label_col = "path" if m == "image" else "caption"
+    x = batch.embedding
+    x64 = widen(x, scratch)  # one conversion for the histograms and the moments
+    rows = np.arange(batch.offset, batch.offset + len(x), dtype=np.int64)
+    # float32 of the float64 values = float32 of the stored ones (float16/32 widen exactly)
+    out.histograms.setdefault(m, FeatureHistograms.empty(cfg.lo, cfg.hi, cfg.bins)).add(x64)
+    part, values = CentredMoments.from_batch_with_values(x64, first, overwrite=True)  # x64 is centred: spent
+    out.centred[m] = out.centred[m].merge(part) if m in out.centred else part
+    ids, labels = batch.columns["id"], batch.columns[label_col]
+    c = _extreme_candidates(cfg.n_extremes, values, rows, labels)
+    ext = Extremes.from_batch(cfg.n_extremes, values[c], rows[c], _strings(ids, c), _strings(labels, c))
+    out.extremes[m] = out.extremes[m].merge(ext) if m in out.extremes else ext
+    if m in cfg.modality_cutoff:
+        keys = row_keys(rows, cfg.seed, m)
+        sel = np.flatnonzero(keep(keys, cfg.modality_cutoff[m]))
+        if len(sel):
+            piece = RowSample(keys[sel], {"x": np.array(x[sel]), "row": rows[sel], "id": _strings(ids, sel),
+                                          "label": _strings(labels, sel)})
+            out.samples[m] = out.samples[m].merge(piece) if m in out.samples else piece
+
+
+def _columns(modality: str) -> tuple[str, ...]:
+    return (EMBEDDING, "id", "path") if modality == "image" else (EMBEDDING, "id", "caption", "image_id")
+
+
 def _modality_pass(store: StoreShards, shard: ShardInfo, first: ModalityMoments, cfg: PassTwoConfig, out: SecondPass,
-                   keep_rows: bool):
+                   keep_rows: bool, scratch: Scratch):
     """Second pass over one shard; returns (embeddings, ids, image_ids, labels) of the whole shard when
     ``keep_rows`` (the string columns as pyarrow arrays: only the rows a caller takes become Python strings)."""
     m = shard.modality
     label_col = "path" if m == "image" else "caption"
-    cols = (EMBEDDING, "id", label_col) + (("image_id",) if m == "text" else ())
     kept, kept_ids, kept_links, kept_labels = [], [], [], []
-    hist = out.histograms.setdefault(m, FeatureHistograms.empty(cfg.lo, cfg.hi, cfg.bins))
-    for batch in store.read(shard, cols, batch_rows=cfg.batch_rows, arrow_columns=True):
-        x = batch.embedding
-        x64 = np.asarray(x, dtype=np.float64)  # one conversion for the moments and the histograms
-        rows = np.arange(batch.offset, batch.offset + len(x), dtype=np.int64)
-        part, values = CentredMoments.from_batch_with_values(x64, first)
-        out.centred[m] = out.centred[m].merge(part) if m in out.centred else part
-        hist.add(x64)  # float32 of the float64 values = float32 of the stored ones (float16/32 widen exactly)
-        del x64
-        ids, labels = batch.columns["id"], batch.columns[label_col]
-        c = _extreme_candidates(cfg.n_extremes, values, rows, labels)
-        ext = Extremes.from_batch(cfg.n_extremes, values[c], rows[c], _strings(ids, c), _strings(labels, c))
-        out.extremes[m] = out.extremes[m].merge(ext) if m in out.extremes else ext
-        if m in cfg.modality_cutoff:
-            keys = row_keys(rows, cfg.seed, m)
-            sel = np.flatnonzero(keep(keys, cfg.modality_cutoff[m]))
-            if len(sel):
-                piece = RowSample(keys[sel], {"x": np.array(x[sel]), "row": rows[sel], "id": _strings(ids, sel),
-                                              "label": _strings(labels, sel)})
-                out.samples[m] = out.samples[m].merge(piece) if m in out.samples else piece
+    for batch in store.read(shard, _columns(m), batch_rows=cfg.batch_rows, arrow_columns=True):
+        _modality_batch(batch, first, cfg, out, scratch)
         if keep_rows:
-            kept.append(np.array(x))
-            kept_ids.append(ids)
-            kept_labels.append(labels)
+            kept.append(np.array(batch.embedding))
+            kept_ids.append(batch.columns["id"])
+            kept_labels.append(batch.columns[label_col])
             if m == "text":
                 kept_links.append(batch.columns["image_id"])
     if not keep_rows:
@@ -331,6 +342,89 @@ def _modality_pass(store: StoreShards, shard: ShardInfo, first: ModalityMoments,
     emb = np.concatenate(kept) if kept else np.empty((0, store.meta.dim), np.float32)
     links = _concat(kept_links) if m == "text" else None
     return emb, _concat(kept_ids), links, _concat(kept_labels)
+
+
+def _row_for_row(unit: Unit, matched: np.ndarray) -> bool:
+    """Is text row r of ``unit.text`` matched with image row r of ``unit.image``, for every row of both?
+
+    What ``clipgeo import`` / ``extract`` / ``simulate`` write for one caption per image: the two shards can
+    then be read in step, a batch of each at a time.
+    """
+    if unit.image is None or unit.text is None or not (len(matched) == unit.text.rows == unit.image.rows):
+        return False
+    r = np.arange(len(matched))
+    return bool((matched[:, 0] == r).all() and (matched[:, 1] == unit.image.index).all() and (matched[:, 2] == r).all())
+
+
+def _cut(batch, start: int, stop: int):
+    """Rows ``start:stop`` of a batch (string columns as pyarrow arrays)."""
+    if start == 0 and stop == len(batch):
+        return batch
+    return type(batch)(batch.modality, batch.shard, batch.offset + start, batch.embedding[start:stop],
+                       {c: col.slice(start, stop - start) for c, col in batch.columns.items()})
+
+
+def _in_step(images, texts, url: str):
+    """Equally long (image batch, text batch) pairs from two shards read row for row.
+
+    The two readers may cut their batches differently (row groups); a shard that ends before the other means
+    the store changed under the analysis.
+    """
+    images, texts = iter(images), iter(texts)
+    a = b = None
+    while True:
+        a = a if a is not None and len(a) else next(images, None)
+        b = b if b is not None and len(b) else next(texts, None)
+        if a is None or b is None:
+            if a is not None or b is not None:
+                raise StoreError(f"store {url} changed during the analysis (an image shard and its text shard no "
+                                 "longer have the same rows); write the store again")
+            return
+        n = min(len(a), len(b))
+        if n:
+            yield _cut(a, 0, n), _cut(b, 0, n)
+        a, b = _cut(a, n, len(a)), _cut(b, n, len(b))
+
+
+def _pair_piece(keys: np.ndarray, image_at: np.ndarray, text_at: np.ndarray, image: tuple, text: tuple) -> RowSample:
+    """Sampled pairs: image row ``image_at[k]`` with text row ``text_at[k]`` (rows of the arrays given), keys ``keys``.
+
+    ``image`` is (embeddings, ids, paths, global row of the arrays' first row), ``text`` (embeddings, ids,
+    captions, global row of the first row).
+    """
+    img, img_ids, paths, image_offset = image
+    txt, txt_ids, captions, text_offset = text
+    return RowSample(keys, {
+        "image": img[image_at], "text": txt[text_at],
+        "image_id": _strings(img_ids, image_at), "path": _strings(paths, image_at),
+        "text_id": _strings(txt_ids, text_at), "caption": _strings(captions, text_at),
+        "image_row": image_offset + image_at, "text_row": text_offset + text_at,
+    })
+
+
+def _fused_pass(store: StoreShards, unit: Unit, first: dict[str, ModalityMoments], cfg: PassTwoConfig,
+                out: SecondPass, scratch: Scratch) -> None:
+    """Second pass over an image shard and its text shard matched row for row (:func:`_row_for_row`).
+
+    Both shards are read in step: each batch's statistics, pair sums and sampled pairs are taken at once, so
+    neither shard is held whole.
+    """
+    images = store.read(unit.image, _columns("image"), batch_rows=cfg.batch_rows, arrow_columns=True)
+    texts = store.read(unit.text, _columns("text"), batch_rows=cfg.batch_rows, arrow_columns=True)
+    for ib, tb in _in_step(images, texts, store.url):
+        if not _same_strings(ib.columns["id"], tb.columns["image_id"]):
+            raise StoreError(f"store {store.url} changed during the analysis (image ids moved in image shard "
+                             f"{unit.image.index}); re-run on a store that is not being written")
+        _modality_batch(ib, first["image"], cfg, out, scratch)
+        _modality_batch(tb, first["text"], cfg, out, scratch)
+        out.pairs = out.pairs.merge(PairSums.from_batch(ib.embedding, tb.embedding, scratch=scratch))
+        text_rows = np.arange(tb.offset, tb.offset + len(tb), dtype=np.int64)
+        keys = row_keys(text_rows, cfg.seed, "pair")
+        take = np.flatnonzero(keep(keys, cfg.pair_cutoff))
+        if len(take):
+            out.pair_sample = out.pair_sample.merge(_pair_piece(
+                keys[take], take, take, (ib.embedding, ib.columns["id"], ib.columns["path"], ib.offset),
+                (tb.embedding, tb.columns["id"], tb.columns["caption"], tb.offset)))
 
 
 def _read_whole(store: StoreShards, shard: ShardInfo, batch_rows: int) -> tuple[Any, ...]:
@@ -358,15 +452,19 @@ def second_pass(
 ) -> SecondPass:
     """Second pass over some units (see :class:`Unit`); ``pairs[j]`` are text shard j's matches (k, 3)."""
     out = SecondPass({}, {}, {}, {}, PairSums(), RowSample())
+    scratch = Scratch()  # the float64 batch arrays, reused by every batch of the task
     image_by_index = {s.index: s for s in store.shards.get("image", [])}
     for unit in units:
+        matched = pairs.get(unit.text.index, np.empty((0, 3), np.int64)) if unit.text is not None else None
+        if matched is not None and _row_for_row(unit, matched):
+            _fused_pass(store, unit, first, cfg, out, scratch)
+            continue
         fused = None
         if unit.image is not None:
-            fused = _modality_pass(store, unit.image, first["image"], cfg, out, keep_rows=unit.text is not None)
+            fused = _modality_pass(store, unit.image, first["image"], cfg, out, unit.text is not None, scratch)
         if unit.text is None:
             continue
-        matched = pairs.get(unit.text.index, np.empty((0, 3), np.int64))
-        text_rows = _modality_pass(store, unit.text, first["text"], cfg, out, keep_rows=len(matched) > 0)
+        text_rows = _modality_pass(store, unit.text, first["text"], cfg, out, len(matched) > 0, scratch)
         if not len(matched):
             continue
         txt, txt_ids, links, captions = text_rows
@@ -385,16 +483,12 @@ def second_pass(
                                  "re-run on a store that is not being written")
             for start in range(0, len(sel), cfg.batch_rows):
                 stop = start + cfg.batch_rows
-                out.pairs = out.pairs.merge(PairSums.from_batch(img[i_rows[start:stop]], txt[t_rows[start:stop]]))
+                out.pairs = out.pairs.merge(PairSums.from_batch(img[i_rows[start:stop]], txt[t_rows[start:stop]],
+                                                                scratch=scratch))
             keys = row_keys(unit.text.offset + t_rows, cfg.seed, "pair")
             take = keep(keys, cfg.pair_cutoff)
             if take.any():
-                piece = RowSample(keys[take], {
-                    "image": img[i_rows[take]], "text": txt[t_rows[take]],
-                    "image_id": _strings(img_ids, i_rows[take]), "path": _strings(paths, i_rows[take]),
-                    "text_id": _strings(txt_ids, t_rows[take]), "caption": _strings(captions, t_rows[take]),
-                    "image_row": image_by_index[int(i)].offset + i_rows[take],
-                    "text_row": unit.text.offset + t_rows[take],
-                })
-                out.pair_sample = out.pair_sample.merge(piece)
+                out.pair_sample = out.pair_sample.merge(_pair_piece(
+                    keys[take], i_rows[take], t_rows[take],
+                    (img, img_ids, paths, image_by_index[int(i)].offset), (txt, txt_ids, captions, unit.text.offset)))
     return out
