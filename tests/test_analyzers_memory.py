@@ -54,8 +54,8 @@ CASES = {
         ),
         COPY + COPY // 2,
     ),
-    # the centred copy and its squares inside sklearn's Ledoit-Wolf shrinkage (kept: bitwise the same fit)
-    "mahalanobis_shell": (lambda i, t, link: az.mahalanobis_shell(i), 2 * COPY + COPY // 2),
+    # the Ledoit-Wolf fits sum blocks of centred rows: only the folds' row indices and the per-row distances
+    "mahalanobis_shell": (lambda i, t, link: az.mahalanobis_shell(i), COPY // 2),
     # the whitened rows (n, d) and the Gaussianity tests' temporaries for 32 columns at a time
     "whitening": (lambda i, t, link: az.whitening(i), 4 * COPY),
     # the pooled image+text rows of 16 columns at a time, sorted, with their counts (~14 such arrays)

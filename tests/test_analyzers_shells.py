@@ -77,6 +77,21 @@ def test_mahalanobis_uses_default_ledoit_wolf(rng):
     assert res.euclidean_cv_in_sample == pytest.approx(cn.std(ddof=1) / cn.mean(), rel=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(300, 40), (25, 60)])
+def test_ledoit_wolf_fit_in_row_blocks_is_sklearns(rng, monkeypatch, shape):
+    """The fit sums blocks of rows (never a centred copy of them all): sklearn's shrinkage and distances, with
+    many blocks, rows far from the origin, and n < d."""
+    from clipgeo.analyzers import _blocks
+
+    monkeypatch.setattr(_blocks, "BLOCK_ROWS", 7)
+    n, d = shape
+    x = rng.normal(size=(n, d)) * np.linspace(0.1, 3, d) + 50.0
+    res = cg.mahalanobis_shell(x, seed=2)
+    lw = LedoitWolf().fit(x)
+    assert res.shrinkage == pytest.approx(lw.shrinkage_, rel=1e-10)
+    np.testing.assert_allclose(res.distances_in_sample**2, lw.mahalanobis(x), rtol=1e-8)
+
+
 def test_mahalanobis_held_out_distances_use_the_other_folds_fit(rng):
     from sklearn.model_selection import KFold
 

@@ -48,6 +48,37 @@ def test_round_trip(tmp_path, rng, dtype):
     assert [s["rows"] for s in manifest["shards"] if s["modality"] == "image"] == [16, 16, 16, 2]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_embedding_column_is_non_null_and_older_nullable_shards_still_read(tmp_path, rng, dtype):
+    """Shards declare the vectors non-null (no definition levels to decode); a shard written with the older
+    nullable column reads the same, in memory and streamed."""
+    import pyarrow as pa
+
+    from clipgeo.store import iter_store
+
+    img = rng.normal(size=(40, 8)).astype(np.float32)
+    write_store(tmp_path / "s", meta(dtype=dtype), image=img, shard_rows=16)
+    path = sorted((tmp_path / "s" / "image").glob("part-*.parquet"))[0]
+    handle = pq.ParquetFile(path)
+    field = handle.schema_arrow.field("embedding")
+    assert not field.nullable and not field.type.value_field.nullable
+    column = [handle.schema.column(i) for i in range(handle.metadata.num_columns)
+              if handle.schema.column(i).path.startswith("embedding")][0]
+    assert column.max_definition_level == 1  # only the list's own level: no null list, no null value
+
+    before = read_store(tmp_path / "s").image
+    table = pq.read_table(path)
+    old = pa.Table.from_arrays(  # the same rows, as earlier versions wrote them: nullable list and values
+        [table.column(n) if n != "embedding" else
+         pa.FixedSizeListArray.from_arrays(table.column(n).combine_chunks().flatten(), 8) for n in table.column_names],
+        names=table.column_names).replace_schema_metadata(table.schema.metadata)
+    pq.write_table(old, path)
+    assert pq.ParquetFile(path).schema_arrow.field("embedding").nullable
+    np.testing.assert_array_equal(read_store(tmp_path / "s").image, before)
+    streamed = np.concatenate([b.embedding for b in iter_store(tmp_path / "s", modality="image", batch_rows=7)])
+    np.testing.assert_array_equal(streamed.astype(np.float32), before)
+
+
 def test_read_as_float64_and_not_normalised(tmp_path, rng):
     img = rng.normal(size=(5, 4)) * 10
     write_store(tmp_path / "s", meta(dim=4), image=img)

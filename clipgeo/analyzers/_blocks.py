@@ -77,7 +77,8 @@ def rows64(x: np.ndarray, rows: slice | np.ndarray | None = None) -> np.ndarray:
     return np.asarray(block, dtype=np.float64)
 
 
-def _index_blocks(x: np.ndarray, rows: np.ndarray | None) -> Iterator[slice | np.ndarray]:
+def index_blocks(x: np.ndarray, rows: np.ndarray | None) -> Iterator[slice | np.ndarray]:
+    """Blocks of at most :data:`BLOCK_ROWS` rows of ``x[rows]`` (all rows when None): slices or index arrays."""
     if rows is None:
         yield from row_blocks(len(x))
     else:
@@ -113,7 +114,7 @@ def column_sums(
     """
     total = None
     buf = None
-    for sel in _index_blocks(x, rows):
+    for sel in index_blocks(x, rows):
         block = rows64(x, sel)
         if fn is not None:
             block = fn(block)
@@ -160,7 +161,7 @@ def row_values(x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], *, rows: n
     n = len(x) if rows is None else len(rows)
     out = np.empty(n)
     start = 0
-    for sel in _index_blocks(x, rows):
+    for sel in index_blocks(x, rows):
         value = fn(rows64(x, sel))
         out[start : start + len(value)] = value
         start += len(value)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..validation import check_count
-from ._blocks import column_mean, float_rows, row_groups, row_norms, row_values
+from ._blocks import column_mean, float_rows, index_blocks, row_groups, row_norms, row_values, rows64
 from ._result import Result
 from ._threads import single_blas_thread
 
@@ -83,31 +83,51 @@ class MahalanobisShellResult(Result):
 def _ledoit_wolf(x: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Default ``LedoitWolf`` fit of ``x[rows]``: location (d,), axes (d, d), inverse eigenvalues (d,), shrinkage.
 
-    The numbers of ``LedoitWolf(store_precision=False).fit(x[rows].astype(np.float64))``, with one
-    float64 copy of the rows (centred in place) instead of the estimator's copies.  ``Σ⁻¹`` is the same
-    pseudo-inverse as sklearn's ``precision_`` (eigenvalues below ``λ_max · d · eps`` dropped), computed
-    with numpy's ``eigh``.
+    The numbers of ``LedoitWolf(store_precision=False).fit(x[rows].astype(np.float64))`` (to rounding: the
+    tests hold it to sklearn's within 1e-12), in bounded memory: the centred rows are taken a block of rows
+    at a time, and sklearn's shrinkage is computed from what the blocks sum -- the scatter ``XᵀX`` and
+    ``Σ_i ||x_i||⁴`` (sklearn's ``Σ (X²)ᵀX²``) -- instead of from a centred copy and its square (two
+    float64 copies of the rows).  ``Σ⁻¹`` is the same pseudo-inverse as sklearn's ``precision_``
+    (eigenvalues below ``λ_max · d · eps`` dropped), computed with numpy's ``eigh``.
     """
-    from sklearn.covariance import empirical_covariance, ledoit_wolf_shrinkage
-
     location = column_mean(x, rows=rows)  # LedoitWolf's location_ = X.mean(0)
-    xc = np.array(x if rows is None else x[rows], dtype=np.float64)
-    xc -= location  # X - location_, as LedoitWolf.fit centres
-    d = xc.shape[1]
+    n, d = (len(x) if rows is None else len(rows)), x.shape[1]
+    scatter, fourth = np.zeros((d, d)), 0.0
+    for sel in index_blocks(x, rows):
+        xc = rows64(x, sel) - location  # X - location_, as LedoitWolf.fit centres
+        scatter += xc.T @ xc
+        sq = np.einsum("ij,ij->i", xc, xc)
+        fourth += float(sq @ sq)
+    emp_cov = scatter / n  # sklearn's empirical_covariance(X, assume_centered=True)
     if d == 1:  # sklearn's one-feature case: no shrinkage
-        cov, shrinkage = np.atleast_2d((xc**2).mean()), 0.0
-    else:  # sklearn's _ledoit_wolf on the centred rows
-        shrinkage = ledoit_wolf_shrinkage(xc, assume_centered=True)
-        emp_cov = empirical_covariance(xc, assume_centered=True)
-        mu = np.sum(np.trace(emp_cov)) / d
+        cov, shrinkage = emp_cov, 0.0
+    else:
+        shrinkage = _shrinkage(emp_cov, fourth, n)
+        mu = np.trace(emp_cov) / d
         cov = (1.0 - shrinkage) * emp_cov
         cov.flat[:: d + 1] += shrinkage * mu
-    del xc
     with single_blas_thread():
         lam, vec = np.linalg.eigh(cov)  # Σ = V diag(λ) Vᵀ
     cutoff = lam.max() * len(lam) * np.finfo(np.float64).eps
     inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=lam > cutoff)
     return location, vec, inv, float(shrinkage)
+
+
+def _shrinkage(emp_cov: np.ndarray, fourth: float, n: int) -> float:
+    """Ledoit & Wolf's (2004) shrinkage, as ``sklearn.covariance.ledoit_wolf_shrinkage`` on centred rows.
+
+    From the empirical covariance ``S = XᵀX / n`` and ``fourth = Σ_i ||x_i||⁴``:
+    ``μ = tr S / d``, ``δ = ||S - μI||²_F / d``, ``β = min(δ, (fourth / n - ||S||²_F) / (d n))``, shrinkage
+    ``β / δ`` (0 when β = 0).
+    """
+    d = emp_cov.shape[0]
+    trace = np.diag(emp_cov).sum()
+    mu = trace / d
+    frob = float(np.sum(emp_cov**2))  # ||XᵀX||²_F / n²
+    beta = (fourth / n - frob) / (d * n)
+    delta = (frob - 2.0 * mu * trace + d * mu**2) / d
+    beta = min(beta, delta)
+    return 0.0 if beta == 0 else float(beta / delta)
 
 
 def _distances(
