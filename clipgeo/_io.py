@@ -62,10 +62,12 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory beside ``path``; on success it replaces ``path`` (which must not exist).
+def atomic_dir(path: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory beside ``path``; on success it is moved to ``path``, on failure removed.
 
-    For outputs made of several files (an imported store): nothing is left behind on failure.
+    For outputs made of several files (an imported store, a report directory): nothing is left behind on
+    failure.  ``path`` must not exist unless ``replace``: then a directory there is replaced whole -- moved
+    aside, the new one moved in, the old one removed -- and put back if the new one cannot be moved in.
     """
     import shutil
 
@@ -75,10 +77,29 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_UMASK)
-        os.replace(tmp, path)
+        if replace and path.exists():
+            _swap_in(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    """Replace the directory ``path`` by ``new`` (a rename cannot replace a non-empty directory)."""
+    import shutil
+
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+    try:
+        os.replace(path, aside / "previous")
+        try:
+            os.replace(new, path)
+        except BaseException:
+            os.replace(aside / "previous", path)  # the new one did not land: the old one goes back
+            raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

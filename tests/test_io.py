@@ -40,6 +40,34 @@ def test_atomic_dir_removes_everything_on_failure(tmp_path):
     assert [p.name for p in (tmp_path / "store").iterdir()] == ["part-0.parquet"]
 
 
+def test_atomic_dir_replaces_a_directory_whole_or_keeps_it(tmp_path, monkeypatch):
+    import os
+
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "old.json").write_text("old")
+    with atomic_dir(out, replace=True) as tmp:
+        (tmp / "new.json").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["new.json"]  # nothing of the old one is left in it
+
+    real_replace = os.replace
+
+    def replace(src, dst):  # moving the new directory in fails; moving the old one aside and back works
+        if os.fspath(dst) == os.fspath(out) and os.fspath(src).endswith(".tmp"):
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="disk full"), atomic_dir(out, replace=True) as tmp:
+        (tmp / "newer.json").write_text("newer")
+    monkeypatch.undo()
+    assert [p.name for p in out.iterdir()] == ["new.json"] and (out / "new.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary directory left
+    with pytest.raises(OSError), atomic_dir(out) as tmp:  # without replace an existing one is not touched
+        (tmp / "x").write_text("x")
+    assert [p.name for p in out.iterdir()] == ["new.json"]
+
+
 def test_to_jsonable_dataclass_and_paths(tmp_path):
     from dataclasses import dataclass
 

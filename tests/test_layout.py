@@ -267,16 +267,6 @@ def test_no_import_cycles_between_modules():
 #: names the parameter (``batch_size``, ``out='x'``); ``clipgeo.cli._options.flag_errors`` shows it as a flag.
 FLAGS_IN_LIBRARY_MESSAGES: dict[tuple[str, str], str] = {
     ("clipgeo/plotting/_shift.py", "--alphas"): "tells the user to rerun another command (`clipgeo analyze`) with its flag",
-    # pending (issue 16): these files were being changed for new features while the rule landed; the messages
-    # should name the parameters (the form in the comment), after which the entry goes
-    ("clipgeo/plotting/_registry.py", "--only"): "pending: only=[] names no figure",
-    ("clipgeo/plotting/_render.py", "--out"): "pending: out='x' is a file; give a directory",
-    ("clipgeo/plotting/_render.py", "--format"): "pending: (e.g. formats='png,pdf')",
-    ("clipgeo/report/_write.py", "--out"): "pending: out='x' is a file; give a directory for the report",
-    ("clipgeo/store/_import.py", "--clip-retrieval"): "pending: folder='x' is not a directory",
-    ("clipgeo/stream/_analyze.py", "--out"): "pending: out='x' is a file; give a directory for the report",
-    ("clipgeo/stream/_engine.py", "--workers"): "pending: workers must be at least 1",
-    ("clipgeo/stream/_engine.py", "--scheduler"): "pending: or pass scheduler=None to run on a local cluster",
 }
 
 _FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")

@@ -10,8 +10,9 @@ import typer
 from ..errors import InputError
 from ..report import AnalyzeConfig
 from ..stream import StreamConfig, dask_client
+from ..stream._engine import DEFAULT_WORKERS
 from ._app import app, warn
-from ._options import defaults
+from ._options import defaults, flag_errors
 
 D = defaults(AnalyzeConfig)
 #: the streamed analysis's own defaults: its sample (StreamConfig) and how long it waits for a --scheduler
@@ -84,7 +85,7 @@ def analyze_cmd(
         None, "--streaming/--in-memory", help="Stream the store in bounded memory on Dask (default: when it would not fit comfortably in memory)."
     ),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Streaming on an existing Dask cluster: tcp://HOST:PORT of its scheduler."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Streaming: worker processes of the local Dask cluster (default 2)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help=f"Streaming: worker processes of the local Dask cluster (default {DEFAULT_WORKERS})."),
     sample_size: int = typer.Option(STREAM["sample_size"], "--sample-size", help="Streaming: matched pairs sampled (seeded, uniform) for the analyses that need rows together."),
     connect_timeout: float = typer.Option(STREAM["connect_timeout"], "--connect-timeout", help="Streaming: seconds to wait for the --scheduler before giving up."),
     html: bool = typer.Option(True, "--html/--no-html", help="Also write report.html: one self-contained page with the figures (see `clipgeo report`)."),
@@ -125,7 +126,7 @@ def analyze_cmd(
             raise InputError(f"--sample-size must be at least 2, got {sample_size}")
         record = {**config.to_dict(), "store": str(store), "allow_incomplete": allow_incomplete, "threads": threads,
                   "scheduler": scheduler, "workers": workers}
-        with _thread_limit(threads), quiet_scope(quiet):
+        with _thread_limit(threads), quiet_scope(quiet), flag_errors(analyze_cmd):
             report = analyze_store(store, out, config, scheduler=scheduler, workers=workers, allow_incomplete=allow_incomplete,
                                    connect_timeout=connect_timeout,
                                    stream=StreamConfig(sample_size=sample_size, seed=seed, n_extremes=config.n_extremes),
@@ -145,7 +146,8 @@ def analyze_cmd(
             if not state.complete:  # said at the top of report.md and report.html
                 report.warnings.append(f"the store is incomplete ({state.reason}): only its finished shards were analyzed")
         record = {**report.config, "store": str(store), "allow_incomplete": allow_incomplete, "threads": threads}
-        files = report.write(out, provenance=provenance(record))
+        with flag_errors(analyze_cmd):
+            files = report.write(out, provenance=provenance(record))
         model_id = es.meta.model_id
 
     lines = [f"analyzed {model_id}: {report.n_image} image, {report.n_text} text rows, {report.n_pairs} pairs, dim {report.dim}",

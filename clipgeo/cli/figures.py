@@ -9,6 +9,7 @@ import typer
 
 from ..errors import InputError
 from ._app import app
+from ._options import flag_errors
 
 
 @app.command("figures")
@@ -46,7 +47,7 @@ def figures_cmd(
         raise InputError("give --out DIR, the directory for the figures")
     from .._progress import quiet_scope
 
-    with quiet_scope(quiet):
+    with quiet_scope(quiet), flag_errors(figures_cmd, aliases={"formats": "format"}):
         run = render_figures(source, out, only=only, formats=formats, dpi=dpi, features=features)
     for name, files in run.written.items():
         typer.echo(f"  {name:<22} " + " ".join(p.name for p in files))

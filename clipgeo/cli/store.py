@@ -42,8 +42,9 @@ def import_cmd(
 
         if image is not None or text is not None or pairs is not None:
             raise InputError("--clip-retrieval reads the embeddings and pairs from its folder; drop --image/--text/--pairs")
-        path = import_clip_retrieval(out, clip_retrieval, model_name=model_name, pretrained=pretrained,
-                                     store_dtype=store_dtype, overwrite=overwrite)
+        with flag_errors(import_cmd, aliases={"folder": "clip_retrieval"}):
+            path = import_clip_retrieval(out, clip_retrieval, model_name=model_name, pretrained=pretrained,
+                                         store_dtype=store_dtype, overwrite=overwrite)
     else:
         with flag_errors(import_cmd):
             path = import_embeddings(

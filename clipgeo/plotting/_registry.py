@@ -187,5 +187,5 @@ def resolve_names(only: list[str] | tuple[str, ...] | str | None) -> list[str]:
             if name not in names:
                 names.append(name)
     if not names:
-        raise InputError("--only names no figure; give one or more of: " + ", ".join(FIGURES))
+        raise InputError("the list of figures to draw is empty; name one or more of: " + ", ".join(FIGURES))
     return names

@@ -38,7 +38,7 @@ def check_formats(formats: str | list[str] | tuple[str, ...] | None) -> list[str
             if not fmt:
                 continue
             if fmt not in FORMATS:
-                raise InputError(f"unknown figure format {fmt!r}; use one or more of {', '.join(FORMATS)} (e.g. --format png,pdf)")
+                raise InputError(f"unknown figure format {fmt!r}; use one or more of {', '.join(FORMATS)} (e.g. formats='png,pdf')")
             if fmt not in out:
                 out.append(fmt)
     if not out:
@@ -228,7 +228,7 @@ def render_figures(
         raise InputError(f"dpi must lie between 10 and 1200, got {dpi}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out} is a file; give a directory for the figures (--out)")
+        raise InputError(f"out='{out}' is a file; give a directory for the figures")
     named = check_features(features)  # not integers: a one-line error before any work
     inp = load_source(source, features=named or None)
     if named:

@@ -134,7 +134,7 @@ def write_report(
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out} is a file; give a directory for the report (--out)")
+        raise InputError(f"out='{out}' is a file; give a directory for the report")
     out.mkdir(parents=True, exist_ok=True)
     from ._beyond import OUTPUT_FILES as beyond_files
 

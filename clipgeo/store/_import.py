@@ -17,8 +17,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -90,28 +88,17 @@ def _check_out(out: Path, meta: StoreMeta, overwrite: bool) -> None:
 
 
 def _write_atomically(out: Path, meta: StoreMeta, fill) -> Path:
-    """Build the store in a temporary directory with ``fill(writer) -> (sink, summary)``, then move it to ``out``."""
-    aside: Path | None = None  # the store being replaced, kept until the new one is in place
-    try:
-        with atomic_dir(out) as tmp:
-            writer = StoreWriter(tmp, meta)
-            with ShardPool(writer) as pool:
-                sink = _ShardSink(writer, pool)
-                summary = fill(sink)
-            manifest = writer.finalize(summary)
-            # what depends on every row is known now: the manifest (the store's authority on its meta) gets it
-            manifest["meta"] = _final_meta(meta, sink).to_dict()
-            write_text(tmp / MANIFEST, json.dumps(manifest, indent=1, default=str) + "\n")
-            if out.exists():
-                aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent)) / "store"
-                os.replace(out, aside)
-    except BaseException:
-        if aside is not None and aside.exists() and not out.exists():
-            os.replace(aside, out)  # the new store did not land: put the old one back
-        raise
-    finally:
-        if aside is not None:
-            shutil.rmtree(aside.parent, ignore_errors=True)
+    """Build the store in a temporary directory with ``fill(writer) -> (sink, summary)``, then move it to ``out``
+    (a store already there is replaced whole, and kept if the new one cannot be moved in)."""
+    with atomic_dir(out, replace=True) as tmp:
+        writer = StoreWriter(tmp, meta)
+        with ShardPool(writer) as pool:
+            sink = _ShardSink(writer, pool)
+            summary = fill(sink)
+        manifest = writer.finalize(summary)
+        # what depends on every row is known now: the manifest (the store's authority on its meta) gets it
+        manifest["meta"] = _final_meta(meta, sink).to_dict()
+        write_text(tmp / MANIFEST, json.dumps(manifest, indent=1, default=str) + "\n")
     return out
 
 
@@ -264,7 +251,7 @@ def import_clip_retrieval(
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"--clip-retrieval {folder} is not a directory; give the folder holding img_emb/ and text_emb/")
+        raise InputError(f"folder='{folder}' is not a directory; give the folder holding img_emb/ and text_emb/")
     img = _numbered(folder / "img_emb", "img_emb_", ".npy")
     txt = _numbered(folder / "text_emb", "text_emb_", ".npy")
     meta_files = _numbered(folder / "metadata", "metadata_", ".parquet")

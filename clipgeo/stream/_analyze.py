@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_dir
 from ..errors import InputError
 
 #: in-memory analysis holds about this many float64 copies of every embedding (read, checked, paired, pooled)
@@ -40,24 +39,6 @@ def streaming_needed(path: str | os.PathLike, *, allow_incomplete: bool = False,
         return True, (f"in-memory analysis would need ~{need / gib:.1f} GiB of the {available / gib:.1f} GiB available: "
                       "streamed (--in-memory to force)")
     return False, f"fits in memory (~{need / gib:.2f} GiB of {available / gib:.1f} GiB available; --streaming to force)"
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Put the finished report ``tmp`` at ``out``; a previous report there is replaced whole."""
-    if out.exists():
-        if not out.is_dir():
-            raise InputError(f"{out} is a file; give a directory for the report (--out)")
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-        os.replace(out, old / "previous")
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            os.replace(old / "previous", out)
-            raise
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
 
 
 def analyze_store(
@@ -109,7 +90,7 @@ def analyze_store(
     if out is not None:
         out = Path(out)
         if out.exists() and not out.is_dir():
-            raise InputError(f"{out} is a file; give a directory for the report (--out)")
+            raise InputError(f"out='{out}' is a file; give a directory for the report")
     timeout = DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else float(connect_timeout)
     with contextlib.ExitStack() as stack:
         if client is None:
@@ -120,11 +101,6 @@ def analyze_store(
     report = build_report(stats, cfg)
     report.config = {**report.config, "conformity": cfg.conformity, "streaming": dataclasses.asdict(stream)}
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-        try:
-            report.write(tmp / "report", provenance=provenance)
-            _replace_dir(tmp / "report", out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_dir(out, replace=True) as tmp:  # a previous report there is replaced whole
+            report.write(tmp, provenance=provenance)
     return report

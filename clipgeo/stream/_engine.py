@@ -41,6 +41,8 @@ from ._sample import DEFAULT_SAMPLE, cutoff, row_keys
 
 #: seconds to wait for an existing scheduler before giving up
 DEFAULT_CONNECT_TIMEOUT = 10.0
+#: workers of the local cluster when none are asked for
+DEFAULT_WORKERS = 2
 #: rows per float64 batch inside a task
 DEFAULT_BATCH_ROWS = 8192
 
@@ -89,7 +91,7 @@ def dask_client(
     scheduler : str, optional
         Address of a running scheduler; unreachable within ``timeout`` seconds -> one-line ClipgeoError.
     workers : int, optional
-        Workers of the local cluster (one thread each; default 2).
+        Workers of the local cluster (one thread each; default :data:`DEFAULT_WORKERS`).
     processes : bool
         Local workers as processes (default) or threads of this process.
     """
@@ -106,16 +108,16 @@ def dask_client(
         except (OSError, TimeoutError) as exc:
             raise ClipgeoError(
                 f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s ({type(exc).__name__}); start it "
-                "(`dask scheduler`, or dask-jobqueue on a cluster) or drop --scheduler to run on a local cluster"
+                "(`dask scheduler`, or dask-jobqueue on a cluster) or run without a scheduler (on a local cluster)"
             ) from None
         try:
             yield client
         finally:
             client.close()
         return
-    n = int(workers or 2)
+    n = DEFAULT_WORKERS if workers is None else int(workers)
     if n < 1:
-        raise ClipgeoError(f"--workers must be at least 1, got {workers}")
+        raise ClipgeoError(f"workers={workers} is below 1; use at least 1 worker")
     where = {"host": "127.0.0.1"} if processes else {}  # in-process workers talk over inproc://
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=":0",
                            silence_logs=logging.CRITICAL, **where)
