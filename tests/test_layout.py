@@ -114,6 +114,17 @@ def test_torch_free_parts_import_and_run_without_torch():
     assert not problems, "torch-free modules need torch (or fail):\n  " + "\n  ".join(problems)
 
 
+def test_streaming_workers_import_no_analyzers_and_no_scipy():
+    """What a Dask worker unpickles (the per-shard tasks) must stay lean: each worker process of a streamed
+    analysis would otherwise carry scipy and every analyzer (~60 MB) through both passes."""
+    code = ("import sys, clipgeo.stream._tasks, clipgeo.stream._engine; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'sklearn', 'torch', 'matplotlib') "
+            "or m.startswith('clipgeo.analyzers') or m.startswith('clipgeo.report')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", proc.stdout
+
+
 # -- import cycles -------------------------------------------------------------------------------------------
 
 

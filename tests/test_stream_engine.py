@@ -205,6 +205,21 @@ def _batches(modality, sizes, offset=0):
     return out
 
 
+def test_sample_pieces_are_joined_in_row_order(rng):
+    rows = rng.permutation(50)
+    cuts = [0, 7, 7, 30, 50]  # one empty piece
+    pieces = [_tasks.RowSample(rows[a:b].astype(np.uint64) * 3, {
+        "row": rows[a:b], "x": np.stack([rows[a:b], -rows[a:b]], axis=1).astype(np.float16),
+        "caption": np.array([f"c{r}" for r in rows[a:b]], dtype=object)}) for a, b in zip(cuts, cuts[1:])]
+    joined = _tasks.RowSample.concat_sorted(pieces, "row")
+    assert joined.arrays["row"].tolist() == list(range(50))
+    assert joined.keys.tolist() == [3 * r for r in range(50)]
+    np.testing.assert_array_equal(joined.arrays["x"], np.stack([np.arange(50), -np.arange(50)], axis=1))
+    assert joined.arrays["x"].dtype == np.float16 and joined.arrays["caption"][49] == "c49"
+    assert all(not p.arrays for p in pieces if len(p.keys))  # each piece's arrays were handed over
+    assert len(_tasks.RowSample.concat_sorted([], "row")) == 0
+
+
 def test_in_step_reading_aligns_batches_cut_differently():
     pairs = list(_tasks._in_step(_batches("image", [5, 5, 3]), _batches("text", [4, 0, 4, 4, 1]), "s"))
     assert [len(a) for a, _ in pairs] == [4, 1, 3, 2, 2, 1]

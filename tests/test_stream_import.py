@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from clipgeo.errors import InputError
 from clipgeo.store import read_store
 from clipgeo.store._chunked import open_matrix
+from clipgeo.store._formats import StringChunks, load_strings
 from clipgeo.store._import import import_clip_retrieval, import_embeddings
 from tests.conftest import assert_clean_error, run_cli
 
@@ -104,6 +107,101 @@ def _clip_retrieval(root, rng, shards=(40, 25, 31), dim=8, unit=True, metadata=T
             pd.DataFrame({"caption": [f"cap {k}-{i}" for i in range(n)], "url": [f"http://x/{k}/{i}.jpg" for i in range(n)],
                           "key": [f"{k}{i:04d}" for i in range(n)]}).to_parquet(root / "metadata" / f"metadata_{k}.parquet")
     return root
+
+
+def _string_file(tmp_path, fmt, values):
+    import pandas as pd
+
+    path = tmp_path / f"strings.{fmt}"
+    if fmt == "txt":
+        path.write_text("\n".join(values) + "\n", encoding="utf-8")
+    elif fmt == "json":
+        path.write_text(json.dumps(values))
+    elif fmt == "jsonl":
+        path.write_text("".join(json.dumps({"id": i, "caption": v}) + "\n" for i, v in enumerate(values)))
+    elif fmt == "csv":
+        pd.DataFrame({"id": range(len(values)), "caption": values}).to_csv(path, index=False)
+    else:
+        pd.DataFrame({"id": range(len(values)), "caption": values}).to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["txt", "json", "jsonl", "csv", "parquet"])
+def test_strings_are_handed_out_a_chunk_at_a_time_in_file_order(tmp_path, fmt):
+    values = [f"caption {i}, with a comma" if i % 7 else "" for i in range(1003)]
+    path = _string_file(tmp_path, fmt, values)
+    chunks = StringChunks(path, "captions", len(values), chunk=100)
+    got = []
+    for k in (1, 99, 250, 653):
+        got += chunks.take(k)
+    assert got == values
+    assert load_strings(path, "captions", len(values)) == values
+    with pytest.raises(InputError, match="has 1003 entries but there are 1004 rows"):
+        StringChunks(path, "captions", 1004)
+
+
+def test_txt_strings_split_as_str_splitlines(tmp_path):
+    text = "a\r\nb\rc\x85d\u2028e\n\nf"
+    (tmp_path / "c.txt").write_bytes(text.encode("utf-8"))
+    expected = text.splitlines()
+    assert StringChunks(tmp_path / "c.txt", "captions", len(expected), chunk=2).take(len(expected)) == expected
+
+
+def test_captions_are_read_in_chunks_not_whole(tmp_path):
+    import tracemalloc
+
+    n = 40_000
+    path = _string_file(tmp_path, "txt", [f"a caption of some length, number {i}" for i in range(n)])
+    chunks = StringChunks(path, "captions", n, chunk=1000)
+    tracemalloc.start()
+    try:
+        for _ in range(n // 1000):
+            chunks.take(1000)
+        chunked = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    tracemalloc.start()
+    try:
+        whole = load_strings(path, "captions", n)
+        whole_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(whole) == n
+    assert chunked < whole_peak / 10  # a chunk of 1,000 at a time, not the 40,000
+
+
+def test_captions_file_with_the_wrong_count_is_refused_before_anything_is_written(tmp_path, rng):
+    x = rng.normal(size=(30, 4))
+    path = _string_file(tmp_path, "txt", [f"c{i}" for i in range(29)])
+    with pytest.raises(InputError, match="has 29 entries but there are 30 rows"):
+        import_embeddings(tmp_path / "s", image=x, text=x, captions=path)
+    assert not (tmp_path / "s").exists()
+    good = _string_file(tmp_path, "csv", [f"c{i}" for i in range(30)])
+    import_embeddings(tmp_path / "s", image=x, text=x, captions=good, image_paths=[f"p{i}.jpg" for i in range(30)],
+                      shard_rows=7)
+    es = read_store(tmp_path / "s")
+    assert list(es.captions) == [f"c{i}" for i in range(30)] and es.image_paths[29] == "p29.jpg"
+
+
+def test_captions_file_that_shrinks_during_the_import_leaves_nothing(tmp_path, rng, monkeypatch):
+    from clipgeo.store import _formats
+
+    x = rng.normal(size=(30, 4))
+    path = _string_file(tmp_path, "txt", [f"c{i}" for i in range(30)])
+    real = _formats._string_batches
+    calls = []
+
+    def shrinking(path_, *args):  # counted whole, then read back shorter: the file changed in between
+        calls.append(1)
+        if len(calls) > 1:
+            path_.write_text("c0\nc1\n")
+        return real(path_, *args)
+
+    monkeypatch.setattr(_formats, "_string_batches", shrinking)
+    with pytest.raises(InputError, match="changed while it was read"):
+        import_embeddings(tmp_path / "s", image=x, text=x, captions=path, shard_rows=7)
+    assert not (tmp_path / "s").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["strings.txt"]
 
 
 def test_clip_retrieval_folder(tmp_path, rng):

@@ -12,10 +12,10 @@ tests check that both agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from .._order import first_distinct
 from ..errors import InputError
 from ..validation import unit_rows
 from ._blocks import column_mean, column_sums, float_rows, row_values, rows64
@@ -296,20 +296,3 @@ def conformity(
         estimate=estimate,
         unit_estimate=unit_estimate,
     )
-
-
-def first_distinct(order: np.ndarray, keys: Any, k: int) -> np.ndarray:
-    """The first ``k`` entries of ``order`` whose ``keys[i]`` was not seen earlier in ``order``.
-
-    How the conformity extremes list an exact duplicate (the same caption, the same image file) once.
-    """
-    seen, out = set(), []
-    for i in order:
-        key = keys[int(i)]
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(int(i))
-        if len(out) == k:
-            break
-    return np.asarray(out, dtype=np.int64)

@@ -135,45 +135,136 @@ def load_matrix(spec: str | Path, what: str = "embedding") -> np.ndarray:
     return np.asarray(arr)
 
 
-def load_strings(spec: str | Path, what: str, n: int) -> list[str]:
-    """Load ``n`` strings (captions, image paths) from .txt/.json/.jsonl/.csv/.parquet[:COLUMN]."""
-    path, key = split_spec(spec)
-    _require(path, what)
+#: strings read at a time from a captions / image-paths file
+STRING_CHUNK = 65536
+_TEXT_COLUMNS = ("caption", "text", "description", "path", "file_name")
+
+
+def _text_column(columns: list[str], is_text, path: Path, key: str | None) -> str:
+    """The column of a table file that holds the strings: ``key``, else the first likely text column."""
+    if key is None:
+        candidates = [c for c in _TEXT_COLUMNS if c in columns]
+        candidates += [c for c in columns if is_text(c) and c not in candidates]
+        if not candidates:
+            raise InputError(f"{path} has no text column; choose one with {path}:COLUMN")
+        key = candidates[0]
+    if key not in columns:
+        raise InputError(f"{path} has no column {key!r}; columns are {list(columns)[:8]}")
+    return key
+
+
+def _string_batches(path: Path, key: str | None, what: str, chunk: int):
+    """Lists of strings of a .txt/.json/.jsonl/.csv/.parquet file, in file order, ``chunk`` or so at a time.
+
+    Only a .json list is read whole (JSON has no streaming form); the others are read a chunk at a time.
+    """
     suffix = path.suffix.lower()
+
+    def cleaned(values) -> list[str]:
+        return ["" if v is None else str(v) for v in values]
+
     if suffix == ".txt":
-        values = path.read_text().splitlines()
+        batch: list[str] = []
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                batch.extend(line.splitlines())  # the separators of str.splitlines, one line at a time
+                if len(batch) >= chunk:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
     elif suffix == ".json":
         data = json.loads(path.read_text())
         if isinstance(data, dict) and key is not None:
             data = data.get(key)
         if not isinstance(data, list):
             raise InputError(f"{path} must hold a JSON list of strings (or {{KEY: [...]}} with {path}:KEY)")
-        values = [d.get(key, "") if isinstance(d, dict) and key else d for d in data]
-    elif suffix in (".csv", ".parquet", ".jsonl"):
+        values = cleaned(d.get(key, "") if isinstance(d, dict) and key else d for d in data)
+        for start in range(0, len(values), chunk):
+            yield values[start:start + chunk]
+    elif suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        handle = pq.ParquetFile(path)
+        schema = handle.schema_arrow
+        column = _text_column(schema.names, lambda c: pa.types.is_string(schema.field(c).type)
+                              or pa.types.is_large_string(schema.field(c).type), path, key)
+        for part in handle.iter_batches(batch_size=chunk, columns=[column]):
+            yield cleaned(part.column(0).to_pandas().fillna("").astype(str))
+    elif suffix in (".csv", ".jsonl"):
         import pandas as pd
 
-        frame = (
-            pd.read_csv(path)
-            if suffix == ".csv"
-            else pd.read_parquet(path)
-            if suffix == ".parquet"
-            else pd.read_json(path, lines=True)
-        )
-        if key is None:
-            candidates = [c for c in ("caption", "text", "description", "path", "file_name") if c in frame.columns]
-            candidates += [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c]) and c not in candidates]
-            if not candidates:
-                raise InputError(f"{path} has no text column; choose one with {path}:COLUMN")
-            key = candidates[0]
-        if key not in frame.columns:
-            raise InputError(f"{path} has no column {key!r}; columns are {list(frame.columns)[:8]}")
-        values = frame[key].fillna("").astype(str).tolist()
+        reader = pd.read_csv(path, chunksize=chunk) if suffix == ".csv" else pd.read_json(path, lines=True, chunksize=chunk)
+        column = None
+        with reader:
+            for frame in reader:
+                if column is None:
+                    column = _text_column(list(frame.columns), lambda c, f=frame: pd.api.types.is_string_dtype(f[c]), path, key)
+                if column not in frame.columns:
+                    raise InputError(f"{path} has no column {column!r} after row 1; give a file with one header")
+                yield cleaned(frame[column].fillna("").astype(str))
     else:
         raise InputError(f"unknown format {suffix or '(no extension)'} for {what} file {path}; use .txt, .json, .jsonl, .csv or .parquet")
-    values = ["" if v is None else str(v) for v in values]
-    if len(values) != n:
-        raise InputError(f"{what} file {path} has {len(values)} entries but there are {n} rows; give one per row")
-    return values
+
+
+class StringChunks:
+    """The strings of a captions / image-paths file (or a list), handed out in row order by :meth:`take`.
+
+    A file is opened once to count its entries (a .parquet file's count is in its footer), so a file with
+    the wrong number of entries is refused before anything is written; it is then read again a chunk at a
+    time, so memory stays at one chunk whatever the number of rows.
+    """
+
+    def __init__(self, spec, what: str, n: int, chunk: int = STRING_CHUNK) -> None:
+        self.what, self.n, self.chunk = what, int(n), int(chunk)
+        if isinstance(spec, (list, tuple)):
+            self.path, self.key, count = None, None, len(spec)
+            self._values = ["" if v is None else str(v) for v in spec]
+        else:
+            self.path, self.key = split_spec(spec)
+            _require(self.path, what)
+            self._values = None
+            count = self._count()
+        if count != self.n:
+            where = f"{what} file {self.path}" if self.path is not None else f"{count} {what}"
+            raise InputError(f"{where} has {count} entries but there are {self.n} rows; give one per row"
+                             if self.path is not None else f"{where} for {self.n} rows; give one per row")
+        self._batches = None
+        self._buffer: list[str] = []
+        self._given = 0
+
+    def _count(self) -> int:
+        if self.path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(self.path).metadata.num_rows
+        return sum(len(b) for b in _string_batches(self.path, self.key, self.what, self.chunk))
+
+    def take(self, k: int) -> list[str]:
+        """The next ``k`` strings."""
+        if self._values is not None:
+            out = self._values[self._given:self._given + k]
+        else:
+            if self._batches is None:
+                self._batches = _string_batches(self.path, self.key, self.what, self.chunk)
+            while len(self._buffer) < k:
+                more = next(self._batches, None)
+                if more is None:
+                    break
+                self._buffer.extend(more)
+            out, self._buffer = self._buffer[:k], self._buffer[k:]
+        self._given += len(out)
+        if len(out) < k:  # the file changed since it was counted
+            raise InputError(f"{self.what} file {self.path} ended after {self._given} entries; it changed while it "
+                             "was read: import again")
+        return out
+
+
+def load_strings(spec: str | Path, what: str, n: int) -> list[str]:
+    """Load ``n`` strings (captions, image paths) from .txt/.json/.jsonl/.csv/.parquet[:COLUMN] (all at once;
+    :class:`StringChunks` hands them out a chunk at a time)."""
+    return StringChunks(spec, what, n).take(n)
 
 
 def load_pairs(spec: str | Path, n_image: int, n_text: int) -> np.ndarray:

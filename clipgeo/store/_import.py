@@ -27,7 +27,7 @@ from ..errors import InputError, StoreError
 from ..provenance import provenance
 from ..validation import finite_rows
 from ._chunked import MatrixSource, open_matrix
-from ._formats import load_pairs, load_strings
+from ._formats import StringChunks, load_pairs
 from ._layout import MANIFEST
 from ._meta import StoreMeta
 from ._writer import ShardPool, StoreWriter, check_same_model, read_manifest_file
@@ -136,7 +136,8 @@ def import_embeddings(
     renamed into place, so a failure leaves ``out`` as it was.  ``store_dtype`` defaults to float16 when
     both inputs are float16, else float32.  The embeddings are read and written ``shard_rows`` rows at a
     time (memory stays at one shard whatever the number of rows; a NaN / inf row stops the import with
-    nothing written); captions, image paths and the pair map are read whole (one value per row).
+    nothing written); captions and image paths are counted first, then read a shard at a time too (a .json
+    list is read whole); the pair map is read whole (8 bytes a text row).
     """
     out = Path(out)
     if image is None and text is None:
@@ -174,15 +175,9 @@ def import_embeddings(
             raise InputError(f"pairs must give one image row in [-1, {n_img}) per text row")
     else:
         index = np.full(n_txt, -1, dtype=np.int64)
-    caption_list = path_list = None
-    if captions is not None and "text" in srcs:
-        caption_list = list(captions) if isinstance(captions, list) else load_strings(captions, "captions", n_txt)
-        if len(caption_list) != n_txt:
-            raise InputError(f"{len(caption_list)} captions for {n_txt} text rows; give one per row")
-    if image_paths is not None and "image" in srcs:
-        path_list = list(image_paths) if isinstance(image_paths, list) else load_strings(image_paths, "image paths", n_img)
-        if len(path_list) != n_img:
-            raise InputError(f"{len(path_list)} image paths for {n_img} image rows; give one per row")
+    # counted now (a wrong count is refused before anything is written), read a shard at a time below
+    caption_chunks = StringChunks(captions, "captions", n_txt) if captions is not None and "text" in srcs else None
+    path_chunks = StringChunks(image_paths, "image paths", n_img) if image_paths is not None and "image" in srcs else None
 
     meta = StoreMeta(
         model=model_name, dim=dim, pretrained=pretrained, store_dtype=_store_dtype(list(srcs.values()), store_dtype),
@@ -199,11 +194,11 @@ def import_embeddings(
                 stop = start + len(block)
                 ids = [str(i) for i in range(start, stop)]
                 if name == "image":
-                    cols = {"path": path_list[start:stop] if path_list is not None else [""] * len(block)}
+                    cols = {"path": path_chunks.take(len(block)) if path_chunks is not None else [""] * len(block)}
                 else:
                     link = index[start:stop]
                     cols = {"image_id": [str(i) if i >= 0 else None for i in link],
-                            "caption": caption_list[start:stop] if caption_list is not None else [""] * len(block)}
+                            "caption": caption_chunks.take(len(block)) if caption_chunks is not None else [""] * len(block)}
                 sink.write(name, block, start, src.what, ids, cols)
         sink.digest.update(np.ascontiguousarray(index).tobytes())
         return {"n_image": n_img, "n_text": n_txt, "n_pairs": int((index >= 0).sum())}

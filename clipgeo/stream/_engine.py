@@ -44,7 +44,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 #: workers of the local cluster when none are asked for
 DEFAULT_WORKERS = 2
 #: rows per float64 batch inside a task
-DEFAULT_BATCH_ROWS = 8192
+DEFAULT_BATCH_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -300,8 +300,9 @@ def collect_statistics(
         pair_pieces.append(pair_piece)
         for m, piece in row_piece.items():
             row_pieces.setdefault(m, []).append(piece)
-    second.pair_sample = tasks.RowSample.concat(pair_pieces).sorted("text_row")
-    second.samples = {m: tasks.RowSample.concat(p).sorted("row") for m, p in row_pieces.items()}
+    second.pair_sample = tasks.RowSample.concat_sorted(pair_pieces, "text_row")
+    second.samples = {m: tasks.RowSample.concat_sorted(p, "row") for m, p in row_pieces.items()}
+    del pair_pieces, row_pieces
     info = {"workers": n_workers, "tasks_pass2": len(pieces),
             "seconds": {"stream_pass1_and_join": first_done - started, "stream_pass2": time.perf_counter() - first_done}}
     return StoreStatistics(store, config, first, second, n_pairs, kind, n_workers, info)

@@ -72,23 +72,28 @@ def _with_exact_summary(result: Any, values: dict[str, Any]) -> Any:
 
 
 def sample_set(stats: StoreStatistics) -> tuple[EmbeddingSet, dict[str, np.ndarray]]:
-    """The sample as an :class:`EmbeddingSet` (float32) and each sampled row's global row index per modality."""
+    """The sample as an :class:`EmbeddingSet` (float32) and each sampled row's global row index per modality.
+
+    The sampled embeddings move: they are taken out of ``stats.second`` (store dtype) as they are converted,
+    so the sample is never held in both dtypes at once.
+    """
     meta = stats.store.meta
     dim = meta.dim
     empty = np.empty((0, dim), np.float32)
     if stats.sample_kind == "pairs":
         s = stats.second.pair_sample
         img_rows, first_at, inverse = np.unique(s.arrays["image_row"], return_index=True, return_inverse=True)
-        image = s.arrays["image"][first_at].astype(np.float32)
-        text = s.arrays["text"].astype(np.float32)
+        # the store-dtype rows are let go as they are converted (the sample set holds float32 copies)
+        image = s.arrays.pop("image")[first_at].astype(np.float32)
+        text = s.arrays.pop("text").astype(np.float32)
         link = inverse.reshape(-1).astype(np.int64)
         rows = {"image": img_rows, "text": s.arrays["text_row"]}
         ids = {"image": s.arrays["image_id"][first_at], "text": s.arrays["text_id"]}
         labels = {"image": s.arrays["path"][first_at], "text": s.arrays["caption"]}
     else:
         parts = {m: stats.second.samples.get(m) for m in MODALITIES}
-        image = parts["image"].arrays["x"].astype(np.float32) if parts["image"] is not None else empty
-        text = parts["text"].arrays["x"].astype(np.float32) if parts["text"] is not None else empty
+        image = parts["image"].arrays.pop("x").astype(np.float32) if parts["image"] is not None else empty
+        text = parts["text"].arrays.pop("x").astype(np.float32) if parts["text"] is not None else empty
         link = np.full(len(text), -1, dtype=np.int64)
         rows = {m: (p.arrays["row"] if p is not None else np.empty(0, np.int64)) for m, p in parts.items()}
         ids = {m: (p.arrays["id"] if p is not None else np.empty(0, object)) for m, p in parts.items()}
@@ -283,11 +288,7 @@ def build_report(stats: StoreStatistics, config=None, **options: Any):
     from ._result import StreamReport
 
     cfg = AnalyzeConfig.from_options(config, **options)
-    sample, sample_rows = sample_set(stats)
-    # the sample set holds float32 copies: the store-dtype rows of the sample are not needed any more
-    for part in (stats.second.pair_sample, *stats.second.samples.values()):
-        for key in ("image", "text", "x"):
-            part.arrays.pop(key, None)
+    sample, sample_rows = sample_set(stats)  # takes the store-dtype rows out of stats.second as it converts them
     start = time.perf_counter()
     # conformity on the sample through the O(N d) identity: it is replaced by the exact streamed one anyway
     base = analyze(sample, dataclasses.replace(cfg, conformity="mean"))

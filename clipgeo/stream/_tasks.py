@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..analyzers._conformity import first_distinct
+from .._order import first_distinct
 from ..errors import StoreError
 from ..store._iter import ShardInfo, StoreShards
 from ._histogram import FeatureHistograms
@@ -192,15 +192,33 @@ class RowSample:
         return RowSample(np.r_[self.keys, other.keys], {k: np.concatenate([v, other.arrays[k]]) for k, v in self.arrays.items()})
 
     @classmethod
-    def concat(cls, pieces: list[RowSample]) -> RowSample:
-        """One sample of several pieces (one copy, not one per pairwise merge)."""
+    def concat_sorted(cls, pieces: list[RowSample], by: str) -> RowSample:
+        """One sample of several pieces, its rows in the order of ``arrays[by]`` (global row indices; stable),
+        whatever the task split.
+
+        Each array is written straight to its place in the result, and each piece's array is dropped once
+        it is placed: memory peaks at the pieces plus one result array, not at two copies of the sample.
+        The pieces are emptied.
+        """
         pieces = [p for p in pieces if len(p.keys)]
         if not pieces:
             return cls()
-        if len(pieces) == 1:
-            return pieces[0]
-        return cls(np.concatenate([p.keys for p in pieces]),
-                   {k: np.concatenate([p.arrays[k] for p in pieces]) for k in pieces[0].arrays})
+        order = np.argsort(np.concatenate([p.arrays[by] for p in pieces]), kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))  # where each row of the concatenated pieces goes
+        bounds = np.cumsum([0] + [len(p.keys) for p in pieces])
+        keys = np.empty(len(order), pieces[0].keys.dtype)
+        arrays: dict[str, np.ndarray] = {}
+        for name in ("keys", *pieces[0].arrays):
+            first = pieces[0].keys if name == "keys" else pieces[0].arrays[name]
+            out = keys if name == "keys" else np.empty((len(order), *first.shape[1:]), first.dtype)
+            for i, p in enumerate(pieces):
+                part = p.keys if name == "keys" else p.arrays.pop(name)
+                out[rank[bounds[i]:bounds[i + 1]]] = part
+                del part
+            if name != "keys":
+                arrays[name] = out
+        return cls(keys, arrays)
 
     def sorted(self, by: str) -> RowSample:
         """Rows in the store order of ``arrays[by]`` (global row indices), whatever the task split."""
