@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -210,7 +211,7 @@ def test_sample_pieces_are_joined_in_row_order(rng):
     cuts = [0, 7, 7, 30, 50]  # one empty piece
     pieces = [_tasks.RowSample(rows[a:b].astype(np.uint64) * 3, {
         "row": rows[a:b], "x": np.stack([rows[a:b], -rows[a:b]], axis=1).astype(np.float16),
-        "caption": np.array([f"c{r}" for r in rows[a:b]], dtype=object)}) for a, b in zip(cuts, cuts[1:])]
+        "caption": np.array([f"c{r}" for r in rows[a:b]], dtype=object)}) for a, b in itertools.pairwise(cuts)]
     joined = _tasks.RowSample.concat_sorted(pieces, "row")
     assert joined.arrays["row"].tolist() == list(range(50))
     assert joined.keys.tolist() == [3 * r for r in range(50)]
