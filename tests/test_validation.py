@@ -154,3 +154,25 @@ def test_check_pair_index():
         check_pair_index, [0, 1, 9], "image_index", n_image=3, n_text=3
     )
     assert "integer image rows" in _message(check_pair_index, [0, 0.5], "image_index", n_image=2, n_text=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_finite_checks_on_the_bits_agree_with_isfinite(rng, dtype):
+    from clipgeo.validation import all_finite, finite_rows
+
+    info = np.finfo(dtype)
+    edge = np.array([0.0, -0.0, info.max, -info.max, info.tiny, -info.tiny, info.smallest_subnormal,
+                     -info.smallest_subnormal, 1.0, -1.0], dtype=dtype)
+    x = rng.normal(size=(40, 10)).astype(dtype)
+    x[0] = edge
+    assert all_finite(x) and finite_rows(x).all()
+    assert all_finite(x[:0]) and finite_rows(x[:0]).shape == (0,)
+    bad = np.array([np.inf, -np.inf, np.nan, -np.nan], dtype=dtype)
+    bad = np.r_[bad, np.full(1, -1, dtype=f"i{x.itemsize}").view(dtype)]  # all bits set: a negative NaN
+    for value in bad:
+        for layout in ("C", "F"):
+            y = x.copy(order=layout)
+            y[7, 3] = value
+            assert not all_finite(y)
+            np.testing.assert_array_equal(finite_rows(y), np.isfinite(y).all(axis=1))
+            assert not finite_rows(y)[7] and finite_rows(y).sum() == 39
