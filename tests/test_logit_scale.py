@@ -61,7 +61,7 @@ def train_scale(loss_fn, steps: int = 50, lr: float = 0.01) -> float:
         opt.step()
         with torch.no_grad():
             t.clamp_(0.0, math.log(100.0))
-    return float(t.exp())
+    return float(t.detach().exp())
 
 
 def test_fifty_adamw_steps_leave_100_as_open_clip_does():
