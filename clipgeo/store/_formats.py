@@ -219,17 +219,15 @@ class StringChunks:
     def __init__(self, spec, what: str, n: int, chunk: int = STRING_CHUNK) -> None:
         self.what, self.n, self.chunk = what, int(n), int(chunk)
         if isinstance(spec, (list, tuple)):
-            self.path, self.key, count = None, None, len(spec)
+            self.path, self.key = None, None
             self._values = ["" if v is None else str(v) for v in spec]
+            if len(self._values) != self.n:
+                raise InputError(f"{len(self._values)} {what} for {self.n} rows; give one per row")
         else:
             self.path, self.key = split_spec(spec)
             _require(self.path, what)
             self._values = None
-            count = self._count()
-        if count != self.n:
-            where = f"{what} file {self.path}" if self.path is not None else f"{count} {what}"
-            raise InputError(f"{where} has {count} entries but there are {self.n} rows; give one per row"
-                             if self.path is not None else f"{where} for {self.n} rows; give one per row")
+            _check_count(self._count(), self.n, what, self.path)
         self._batches = None
         self._buffer: list[str] = []
         self._given = 0
@@ -261,10 +259,19 @@ class StringChunks:
         return out
 
 
+def _check_count(count: int, n: int, what: str, path: Path) -> None:
+    if count != n:
+        raise InputError(f"{what} file {path} has {count} entries but there are {n} rows; give one per row")
+
+
 def load_strings(spec: str | Path, what: str, n: int) -> list[str]:
-    """Load ``n`` strings (captions, image paths) from .txt/.json/.jsonl/.csv/.parquet[:COLUMN] (all at once;
-    :class:`StringChunks` hands them out a chunk at a time)."""
-    return StringChunks(spec, what, n).take(n)
+    """Load ``n`` strings (captions, image paths) from .txt/.json/.jsonl/.csv/.parquet[:COLUMN], all at once
+    (:class:`StringChunks` hands them out a chunk at a time)."""
+    path, key = split_spec(spec)
+    _require(path, what)
+    values = [v for batch in _string_batches(path, key, what, STRING_CHUNK) for v in batch]
+    _check_count(len(values), n, what, path)
+    return values
 
 
 def load_pairs(spec: str | Path, n_image: int, n_text: int) -> np.ndarray:

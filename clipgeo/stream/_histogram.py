@@ -76,10 +76,12 @@ class FeatureHistograms:
         """
         return self._index(x, np.int32)
 
-    def _index(self, x: np.ndarray, dtype) -> np.ndarray:
+    def _index(self, x: np.ndarray, dtype, first: int = 0) -> np.ndarray:
+        """Bins of ``x`` (n, k): the columns are features ``first … first + k - 1`` of the grid."""
         lo, scale = self._grid32()
-        idx = np.asarray(x, dtype=np.float32) - lo  # (n, d)
-        idx *= scale
+        cols = slice(first, first + x.shape[1])
+        idx = np.asarray(x, dtype=np.float32) - lo[cols]  # (n, k)
+        idx *= scale[cols]
         np.clip(idx, 0, self.bins - 1, out=idx)
         return idx.astype(dtype)  # truncation = floor on [0, bins - 1]
 
@@ -95,17 +97,9 @@ class FeatureHistograms:
         if n == 0:
             return self
         small = np.int16 if self.bins <= np.iinfo(np.int16).max + 1 else np.int32  # halves the transpose
-        lo, scale = self._grid32()
-        block = np.empty((n, min(FEATURE_BLOCK, d)), np.float32)
         for j in range(0, d, FEATURE_BLOCK):
-            k = min(FEATURE_BLOCK, d - j)
-            b = block[:, :k]
-            b[...] = x[:, j:j + k]  # float32 of the values, then the same steps as _index
-            b -= lo[j:j + k]
-            b *= scale[j:j + k]
-            np.clip(b, 0, self.bins - 1, out=b)
-            idx = np.ascontiguousarray(b.T, dtype=small)  # (k, n); truncation = floor on [0, bins - 1]
-            for q in range(k):
+            idx = np.ascontiguousarray(self._index(x[:, j:j + FEATURE_BLOCK], small, j).T)  # (k, n)
+            for q in range(len(idx)):
                 self.counts[j + q] += np.bincount(idx[q], minlength=self.bins)
         return self
 

@@ -51,12 +51,6 @@ def widen(x: np.ndarray, scratch: Scratch | None = None, name: str = "x") -> np.
     return out
 
 
-def _unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit rows of ``x`` (a zero row stays zero) and the norms, float64."""
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    return x / np.where(norms > 0, norms, 1.0)[:, None], norms
-
-
 def _chan(n_a: int, mean_a: np.ndarray, m2_a: np.ndarray, n_b: int, mean_b: np.ndarray, m2_b: np.ndarray):
     """Pairwise merge of (count, mean, centred second moment); ``m2`` may be a scalar, vector or matrix."""
     n = n_a + n_b

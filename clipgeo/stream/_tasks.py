@@ -220,11 +220,6 @@ class RowSample:
                 arrays[name] = out
         return cls(keys, arrays)
 
-    def sorted(self, by: str) -> RowSample:
-        """Rows in the store order of ``arrays[by]`` (global row indices), whatever the task split."""
-        order = np.argsort(self.arrays[by], kind="stable") if self.arrays else np.argsort(self.keys)
-        return RowSample(self.keys[order], {k: v[order] for k, v in self.arrays.items()})
-
     def __len__(self) -> int:
         return len(self.keys)
 
